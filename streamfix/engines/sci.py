@@ -1,0 +1,49 @@
+"""SCI (Ma et al., CVPR 2022): a 3-conv illumination estimator, lifted into a grid by BGU fitting.
+
+On the thumbnail the network estimates the illumination ``i``; the enhanced thumbnail is
+``clamp(x / i, 0, 1)``; :func:`streamfix.grid.fit.fit_grid` turns the pair (x, x / i) into the
+grid that is sliced at full resolution.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from streamfix.engines.registry import Engine, EngineCard, register_engine
+from streamfix.engines.sci_net import EnhanceNetwork, enhance, load_enhance_weights
+from streamfix.errors import StreamfixError
+from streamfix.grid.bilateral import BilateralGrid, Thumbnail
+from streamfix.grid.fit import fit_grid
+
+
+@register_engine
+class SCIEngine(Engine):
+    """SCI's illumination network on the thumbnail + BGU fitting."""
+
+    name = "sci"
+
+    def __init__(self, card: EngineCard, weights: Path | None = None, device: str = "cpu") -> None:
+        super().__init__(card, weights, device)
+        if weights is None:
+            raise StreamfixError("engine 'sci' has no weights: pass --weights or ship engines/sci.safetensors")
+        try:
+            self.net: EnhanceNetwork = load_enhance_weights(weights).to(self.device).eval()
+        except ValueError as e:
+            raise StreamfixError(str(e)) from None
+        fit = card.raw.get("fit", {})
+        self._fit_kw = {k: float(fit[k]) for k in ("prior_weight", "smoothness") if k in fit}
+
+    def network(self) -> torch.nn.Module:
+        return self.net
+
+    @torch.inference_mode()
+    def enhance_thumbnail(self, rgb: torch.Tensor) -> torch.Tensor:
+        """SCI's output ``(3, h, w)`` in [0, 1] for a thumbnail ``(3, h, w)`` in [0, 1]."""
+        _, out = enhance(self.net, rgb[None].to(self.device))
+        return out[0].float().cpu()
+
+    def predict(self, thumb: Thumbnail) -> BilateralGrid:
+        target = self.enhance_thumbnail(thumb.rgb)
+        return fit_grid(thumb, target, shape=self.card.grid, **self._fit_kw)

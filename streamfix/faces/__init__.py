@@ -1,0 +1,1 @@
+"""The faces: thin commands on top of the pipeline (enhance, demo, …)."""

@@ -1,0 +1,191 @@
+"""``streamfix enhance``: video → video, image → image, folder → folder."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from streamfix.backends import select_device
+from streamfix.engines import create_engine
+from streamfix.enhancer import Enhancer
+from streamfix.errors import InputError, OutputError, UsageError
+from streamfix.events import Bus, Event
+from streamfix.io.images import IMAGE_EXTENSIONS, is_image_path, read_image, write_image
+from streamfix.io.reader import check_input_path
+from streamfix.io.writer import EncodeOptions, check_output_path, validate_encoder
+from streamfix.pipeline import transcode
+from streamfix.presets import load_preset
+from streamfix.temporal import TemporalFilter
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings: explicit flags over the preset over the built-in defaults."""
+
+    engine: str
+    weights: Path | None
+    device: str
+    strength: float
+    temporal: str
+    temporal_strength: float
+    encode: EncodeOptions
+
+
+def resolve(args: argparse.Namespace) -> Settings:
+    preset = load_preset(args.pipeline)
+
+    def pick(flag: Any, section: str, key: str) -> Any:
+        return flag if flag is not None else preset[section][key]
+
+    ts = float(pick(args.temporal_strength, "temporal", "strength"))
+    if ts >= 1.0:
+        raise UsageError("--temporal-strength must be below 1 (1 would freeze the first frame's grid)")
+    crf = pick(args.crf, "encode", "crf")
+    if crf is not None and not 0 <= float(crf) <= 63:
+        raise UsageError(f"--crf must be in [0, 63], got {crf:g}")
+    return Settings(
+        engine=pick(args.engine, "enhance", "engine"),
+        weights=args.weights,
+        device=pick(args.device, "enhance", "device"),
+        strength=float(pick(args.strength, "enhance", "strength")),
+        temporal=str(pick(args.temporal, "temporal", "mode")),
+        temporal_strength=ts,
+        encode=EncodeOptions(
+            codec=pick(args.codec, "encode", "codec"),
+            crf=crf,
+            preset=pick(args.preset, "encode", "preset"),
+            pix_fmt=pick(args.pix_fmt, "encode", "pix_fmt"),
+        ),
+    )
+
+
+class _Console:
+    """Shows pipeline events: a tqdm bar for progress, one line per info/warning."""
+
+    def __init__(self, quiet: bool, label: str) -> None:
+        self.quiet = quiet
+        self.label = label
+        self.bar = None
+
+    def __call__(self, event: Event) -> None:
+        if event.kind == "progress":
+            if self.quiet:
+                return
+            if self.bar is None:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=event.data.get("total"), unit="frame", desc=self.label,
+                                file=sys.stderr, dynamic_ncols=True, disable=None)
+            self.bar.update(event.data["done"] - self.bar.n)
+        else:
+            self.write(f"streamfix: {event.kind}: {event.message}")
+
+    def write(self, line: str) -> None:
+        if self.bar is not None:
+            self.bar.write(line, file=sys.stderr)
+        else:
+            print(line, file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def build_enhancer(s: Settings, bus: Bus, video: bool) -> Enhancer:
+    device = select_device(s.device, bus)
+    engine = create_engine(s.engine, s.weights, device)
+    temporal = TemporalFilter(s.temporal_strength) if (video and s.temporal == "on") else None
+    return Enhancer(engine, device, s.strength, temporal)
+
+
+def run(args: argparse.Namespace) -> int:
+    s = resolve(args)
+    src: Path = args.input
+    dst: Path = args.output
+    bus = Bus()
+    console = _Console(args.quiet, src.name)
+    bus.subscribe(console)
+    try:
+        if src.is_dir():
+            return _run_folder(src, dst, s, bus, args.overwrite)
+        if is_image_path(src):
+            return _run_image(src, dst, s, bus, args.overwrite)
+        return _run_video(src, dst, s, bus, args)
+    finally:
+        console.close()
+
+
+def _run_video(src: Path, dst: Path, s: Settings, bus: Bus, args: argparse.Namespace) -> int:
+    check_input_path(src)
+    if is_image_path(dst):
+        raise UsageError(f"output {dst.name} is an image but the input {src.name} is a video")
+    validate_encoder(s.encode, dst)
+    check_output_path(dst, [src], args.overwrite)
+    if args.duration is not None and args.duration <= 0:
+        raise UsageError("-t must be positive")
+    enhancer = build_enhancer(s, bus, video=True)
+    result = transcode(src, dst, enhancer, s.encode, bus, args.start, args.duration, args.allow_damaged)
+    cuts = f", {len(result.scene_cuts)} scene cuts" if s.temporal == "on" else ""
+    print(
+        f"{result.frames} frames in {result.seconds:.1f} s ({result.fps:.1f} fps), "
+        f"{result.packets_copied} audio/subtitle packets copied{cuts} → {dst} ({_human(result.bytes)})"
+    )
+    return 0
+
+
+def _run_image(src: Path, dst: Path, s: Settings, bus: Bus, overwrite: bool | None) -> int:
+    if not is_image_path(dst):
+        raise UsageError(f"output {dst.name} must be an image ({', '.join(IMAGE_EXTENSIONS)}) for an image input")
+    check_output_path(dst, [src], overwrite)
+    enhancer = build_enhancer(s, bus, video=False)
+    t0 = time.perf_counter()
+    rgb, alpha = read_image(src)
+    size = write_image(dst, enhancer.enhance_rgb(rgb), alpha)
+    print(f"1 image in {time.perf_counter() - t0:.2f} s → {dst} ({_human(size)})")
+    return 0
+
+
+def _run_folder(src: Path, dst: Path, s: Settings, bus: Bus, overwrite: bool | None) -> int:
+    images = sorted(p for p in src.iterdir() if p.is_file() and is_image_path(p))
+    if not images:
+        raise InputError(f"input folder {src} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+    if dst.exists() and not dst.is_dir():
+        raise OutputError(f"output {dst} exists and is not a folder (a folder input needs an output folder)")
+    if not dst.parent.exists():
+        raise OutputError(f"output folder {dst.parent} does not exist")
+    if dst.resolve() == src.resolve():
+        raise OutputError("output folder is the input folder; choose another")
+    dst.mkdir(exist_ok=True)
+    targets = [dst / p.name for p in images]
+    for t, p in zip(targets, images, strict=True):
+        check_output_path(t, [p], overwrite)
+    enhancer = build_enhancer(s, bus, video=False)
+    t0 = time.perf_counter()
+    failed: list[str] = []
+    total = 0
+    for i, (p, t) in enumerate(zip(images, targets, strict=True)):
+        try:
+            rgb, alpha = read_image(p)
+            total += write_image(t, enhancer.enhance_rgb(rgb), alpha)
+        except InputError as e:
+            failed.append(p.name)
+            bus.warning("image", str(e))
+        bus.progress("images", done=i + 1, total=len(images))
+    n = len(images) - len(failed)
+    print(f"{n} images in {time.perf_counter() - t0:.1f} s → {dst} ({_human(total)})")
+    if failed:
+        raise InputError(f"{len(failed)} of {len(images)} images could not be read: {', '.join(failed)}")
+    return 0

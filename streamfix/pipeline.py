@@ -1,0 +1,210 @@
+"""The transcode pipeline: decode ‖ enhance ‖ encode on three threads joined by bounded queues.
+
+    reader thread ──q──► enhance thread ──q──► calling thread (encode + mux)
+
+PyAV's codecs, the numba kernels and PyTorch release the GIL, so the stages overlap. Audio and
+subtitle packets ride the same queues untouched, which keeps their order relative to video
+for the one thread that muxes. Errors raised in a worker travel down the queues and are
+re-raised on the calling thread; Ctrl-C stops the workers and removes the partial output.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import av
+
+from streamfix.enhancer import Enhancer
+from streamfix.errors import DamagedInputError, Interrupted, StreamfixError
+from streamfix.events import Bus
+from streamfix.io.frames import new_frame_like, planes_of, processing_format
+from streamfix.io.reader import DecodeReport, VideoReader
+from streamfix.io.writer import EncodeOptions, VideoWriter
+
+#: queue depth between stages (frames); bounds memory at a few frames per stage
+QUEUE_DEPTH = 6
+
+_END = object()
+
+
+@dataclass
+class _Failure:
+    error: BaseException
+
+
+@dataclass
+class _Enhanced:
+    frame: av.VideoFrame
+    rotation: int
+
+
+@dataclass
+class TranscodeResult:
+    """Summary of one transcode."""
+
+    output: Path
+    frames: int
+    seconds: float
+    bytes: int
+    packets_copied: int
+    report: DecodeReport
+    scene_cuts: list[int] = field(default_factory=list)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+def _put(q: queue.Queue, item: object, stop: threading.Event) -> bool:
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _get(q: queue.Queue, stop: threading.Event | None = None) -> object:
+    while True:
+        try:
+            return q.get(timeout=0.1)
+        except queue.Empty:
+            if stop is not None and stop.is_set():
+                return _END
+
+
+def _reader_loop(reader: VideoReader, out: queue.Queue, stop: threading.Event) -> None:
+    try:
+        for item in reader:
+            if stop.is_set() or not _put(out, item, stop):
+                return
+        _put(out, _END, stop)
+    except BaseException as e:  # noqa: BLE001 - carried to the calling thread
+        _put(out, _Failure(e), stop)
+
+
+def _enhance_loop(enhancer: Enhancer, src: queue.Queue, out: queue.Queue, stop: threading.Event) -> None:
+    try:
+        while not stop.is_set():
+            item = _get(src, stop)
+            if item is _END or isinstance(item, _Failure):
+                _put(out, item, stop)
+                return
+            if isinstance(item, av.VideoFrame):
+                item = _Enhanced(enhance_frame(enhancer, item), _rotation(item))
+            if not _put(out, item, stop):
+                return
+    except BaseException as e:  # noqa: BLE001 - carried to the calling thread
+        _put(out, _Failure(e), stop)
+
+
+def enhance_frame(enhancer: Enhancer, frame: av.VideoFrame) -> av.VideoFrame:
+    """Enhance one decoded frame into a new frame of the processing format (pts and tags kept)."""
+    name = frame.format.name
+    bits = max(c.bits for c in frame.format.components)
+    proc = processing_format(name, bits, frame.width, frame.height)
+    if proc != name:
+        pts, tb = frame.pts, frame.time_base
+        frame = frame.reformat(format=proc)
+        frame.pts, frame.time_base = pts, tb
+    out = new_frame_like(frame)
+    src_planes = planes_of(frame)
+    enhancer.enhance_planes(src_planes, planes_of(out, src_planes.fmt))
+    return out
+
+
+def transcode(
+    source: Path,
+    target: Path,
+    enhancer: Enhancer,
+    options: EncodeOptions,
+    bus: Bus,
+    start: float | None = None,
+    duration: float | None = None,
+    allow_damaged: bool = False,
+    on_reader: Callable[[VideoReader], None] | None = None,
+) -> TranscodeResult:
+    """Enhance ``source`` into ``target``.
+
+    Raises:
+        InputError / OutputError / UsageError: bad input or output (nothing written).
+        DamagedInputError: the input was damaged and ``allow_damaged`` is False; the output
+            holding what decoded has been written.
+        Interrupted: Ctrl-C; nothing left at ``target``.
+    """
+    t0 = time.perf_counter()
+    reader = VideoReader(source, start, duration)
+    if on_reader is not None:
+        on_reader(reader)
+    stop = threading.Event()
+    decoded: queue.Queue = queue.Queue(QUEUE_DEPTH)
+    enhanced: queue.Queue = queue.Queue(QUEUE_DEPTH)
+    workers = [
+        threading.Thread(target=_reader_loop, args=(reader, decoded, stop), name="sf-decode", daemon=True),
+        threading.Thread(target=_enhance_loop, args=(enhancer, decoded, enhanced, stop), name="sf-enhance",
+                         daemon=True),
+    ]
+    for w in workers:
+        w.start()
+    writer: VideoWriter | None = None
+    pending: list[av.Packet] = []
+    size = 0
+    try:
+        while True:
+            item = _get(enhanced)
+            if item is _END:
+                break
+            if isinstance(item, _Failure):
+                raise item.error
+            if isinstance(item, _Enhanced):
+                if writer is None:
+                    writer = VideoWriter(target, item.frame, options, item.rotation, reader.rate,
+                                         reader.time_base, reader.copy_streams, bus)
+                    for p in pending:
+                        writer.copy(p)
+                    pending.clear()
+                writer.encode(item.frame)
+                bus.progress("frames", done=writer.frames, total=reader.frame_estimate())
+            elif writer is None:
+                pending.append(item)
+            else:
+                writer.copy(item)
+        if writer is None:
+            raise StreamfixError(f"no video frame could be decoded from {source} ({reader.report.describe()})")
+        size = writer.finish()
+    except KeyboardInterrupt:
+        stop.set()
+        if writer is not None:
+            writer.abort()
+        raise Interrupted(f"interrupted; nothing written to {target}") from None
+    except BaseException:
+        stop.set()
+        if writer is not None:
+            writer.abort()
+        raise
+    finally:
+        stop.set()
+        for w in workers:
+            w.join(timeout=5)
+        reader.close()
+    result = TranscodeResult(target, writer.frames, time.perf_counter() - t0, size, writer.packets,
+                             reader.report, list(enhancer.scene_cuts))
+    if reader.report.damaged:
+        msg = f"input {source} is damaged: {reader.report.describe()}; wrote the {writer.frames} frames that decoded"
+        if not allow_damaged:
+            raise DamagedInputError(msg + " (pass --allow-damaged to accept)")
+        bus.warning("damage", msg)
+    return result
+
+
+def _rotation(frame: av.VideoFrame) -> int:
+    try:
+        return int(round(frame.rotation or 0))
+    except (AttributeError, ValueError):
+        return 0

@@ -1,0 +1,1 @@
+"""Training and per-video fine-tuning of streamfix's learned engines."""
