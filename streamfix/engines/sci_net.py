@@ -537,4 +537,7 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"{p}: no such weights file")
-    return _read_state(p)[1]
+    try:
+        return _read_state(p)[1]
+    except OSError as exc:
+        raise ValueError(f"{p}: cannot read weights ({exc.strerror or exc})") from exc

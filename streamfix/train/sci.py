@@ -453,7 +453,8 @@ def frames_from_video(
     """Decode the first ``seconds`` of a video (at most ``max_frames`` frames) with PyAV.
 
     Frames are converted to RGB and downscaled with INTER_AREA so the long side is at most
-    ``long_side`` (never upscaled).
+    ``long_side`` (never upscaled). A decoding error after the first frame ends the clip
+    early (the frames decoded so far are returned).
 
     Returns:
         list of ``(3, h, w)`` float32 tensors in ``[0, 1]``.

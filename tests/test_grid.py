@@ -1,0 +1,173 @@
+"""The grid core: colour algebra, slicing kernels against the grid_sample reference, BGU fitting."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from streamfix.grid.bilateral import BilateralGrid, Thumbnail
+from streamfix.grid.colour import PlaneFormat, affine_to_code_domain
+from streamfix.grid.fit import fit_grid
+from streamfix.grid.kernels import slice_planes_cpu, slice_rgb_cpu
+from streamfix.grid.planes import Planes
+from streamfix.grid.slicing import slice_planes, slice_rgb
+from streamfix.grid.thumbnail import thumbnail_from_planes, thumbnail_from_rgb, thumbnail_size
+
+
+def random_grid(shape=(16, 16, 16), scale=0.15, seed=0, curved=True) -> BilateralGrid:
+    g = torch.Generator().manual_seed(seed)
+    ident = BilateralGrid.identity(*shape)
+    coeffs = ident.coeffs + scale * torch.randn(ident.coeffs.shape, generator=g)
+    guide = torch.linspace(0, 1, 9) ** 0.8 if curved else None
+    return BilateralGrid(coeffs, guide)
+
+
+def random_planes(h: int, w: int, fmt: PlaneFormat, seed: int = 0) -> Planes:
+    rng = np.random.default_rng(seed)
+    dt = np.uint8 if fmt.bit_depth == 8 else np.uint16
+    sy, sx = fmt.chroma_shift
+    hc, wc = -(-h // (1 << sy)), -(-w // (1 << sx))
+    top = fmt.max_code + 1
+    return Planes(rng.integers(0, top, (h, w)).astype(dt), rng.integers(0, top, (hc, wc)).astype(dt),
+                  rng.integers(0, top, (hc, wc)).astype(dt), fmt)
+
+
+FORMATS = [
+    pytest.param(PlaneFormat(8, "bt709", False, (1, 1)), id="420-8bit-709-limited"),
+    pytest.param(PlaneFormat(8, "bt601", True, (1, 1)), id="420-8bit-601-full"),
+    pytest.param(PlaneFormat(10, "bt2020", False, (1, 1)), id="420-10bit-2020"),
+    pytest.param(PlaneFormat(8, "bt709", False, (0, 1)), id="422-8bit"),
+    pytest.param(PlaneFormat(8, "bt601", False, (0, 0)), id="444-8bit"),
+    pytest.param(PlaneFormat(12, "bt709", True, (0, 0)), id="444-12bit"),
+]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("size", [(72, 128), (45, 67), (1, 1), (2, 3)])
+def test_fused_kernel_matches_grid_sample_reference(fmt: PlaneFormat, size: tuple[int, int]) -> None:
+    planes = random_planes(*size, fmt)
+    grid = random_grid()
+    out = slice_planes_cpu(planes, grid)
+    ref = slice_planes(*(torch.from_numpy(p.astype(np.int64)) for p in (planes.y, planes.u, planes.v)), grid, fmt)
+    tol = 1 << (fmt.bit_depth - 8)  # one 8-bit step: 1/255
+    for got, want in zip((out.y, out.u, out.v), ref, strict=True):
+        assert got.dtype == planes.y.dtype
+        assert np.abs(got.astype(np.int64) - want.numpy()).max() <= tol
+
+
+def test_fused_kernel_reads_strided_views() -> None:
+    fmt = PlaneFormat()
+    base = random_planes(40, 64, fmt, seed=3)
+    padded = Planes(np.pad(base.y, ((0, 0), (0, 16)))[:, :64], np.pad(base.u, ((0, 0), (0, 8)))[:, :32],
+                    np.pad(base.v, ((0, 0), (0, 8)))[:, :32], fmt)
+    assert not padded.y.flags.c_contiguous
+    grid = random_grid(seed=4)
+    a, b = slice_planes_cpu(base, grid), slice_planes_cpu(padded, grid)
+    assert np.array_equal(a.y, b.y) and np.array_equal(a.u, b.u) and np.array_equal(a.v, b.v)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_identity_grid_leaves_planes_unchanged(fmt: PlaneFormat) -> None:
+    planes = random_planes(33, 50, fmt, seed=1)
+    # keep codes inside the nominal range so RGB stays representable
+    lo, hi = (0, fmt.max_code) if fmt.full_range else (16 << (fmt.bit_depth - 8), 235 << (fmt.bit_depth - 8))
+    for p in (planes.y, planes.u, planes.v):
+        np.clip(p, lo, hi, out=p)
+    out = slice_planes_cpu(planes, BilateralGrid.identity(8, 16, 16))
+    for a, b in zip((out.y, out.u, out.v), (planes.y, planes.u, planes.v), strict=True):
+        assert np.abs(a.astype(np.int64) - b).max() <= 1
+
+
+def test_rgb_kernel_matches_reference() -> None:
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (61, 93, 3)).astype(np.uint8)
+    grid = random_grid(seed=2)
+    got = slice_rgb_cpu(rgb, grid)
+    ref = slice_rgb(torch.from_numpy(rgb).permute(2, 0, 1).float() / 255, grid)
+    want = (ref.permute(1, 2, 0).numpy() * 255).round().clip(0, 255).astype(np.int64)
+    assert np.abs(got.astype(np.int64) - want).max() <= 1
+
+
+def test_code_domain_affine_equals_rgb_affine() -> None:
+    """Rewriting a transform for YUV codes commutes with converting colours."""
+    fmt = PlaneFormat(8, "bt709", False)
+    grid = random_grid((2, 1, 1), seed=5, curved=False)
+    c = affine_to_code_domain(grid.coeffs, fmt)[:, 0, 0, 0].view(3, 4).double()
+    a = grid.coeffs[:, 0, 0, 0].view(3, 4).double()
+    t = fmt.code_to_rgb()
+    yuv = torch.tensor([90.0, 140.0, 100.0, 1.0], dtype=torch.float64)
+    rgb = t @ yuv
+    out_rgb = a @ rgb
+    out_yuv = c @ yuv
+    back = (t @ torch.cat([out_yuv, torch.ones(1, dtype=torch.float64)]))[:3]
+    assert torch.allclose(back, out_rgb, atol=1e-9)
+
+
+def test_colour_matrices_map_white_and_black() -> None:
+    for fmt in (PlaneFormat(8, m, r) for m in ("bt601", "bt709", "bt2020") for r in (False, True)):
+        t = fmt.code_to_rgb()
+        yo, ys = fmt.luma_scale()
+        co, _ = fmt.chroma_scale()
+        white = t @ torch.tensor([yo + ys, co, co, 1.0], dtype=torch.float64)
+        black = t @ torch.tensor([yo, co, co, 1.0], dtype=torch.float64)
+        assert torch.allclose(white[:3], torch.ones(3, dtype=torch.float64), atol=1e-9)
+        assert torch.allclose(black[:3], torch.zeros(3, dtype=torch.float64), atol=1e-9)
+
+
+def test_thumbnail_keeps_aspect_and_reads_planes() -> None:
+    assert thumbnail_size(1080, 1920) == (144, 256)
+    assert thumbnail_size(100, 50) == (100, 50)  # never upscales
+    fmt = PlaneFormat()
+    h, w = 180, 320
+    y = np.full((h, w), 16, np.uint8)
+    y[:, w // 2:] = 235  # right half white
+    planes = Planes(y, np.full((h // 2, w // 2), 128, np.uint8), np.full((h // 2, w // 2), 128, np.uint8), fmt)
+    t = thumbnail_from_planes(planes, 64)
+    assert t.size == (36, 64)
+    assert float(t.rgb[:, :, :30].max()) < 0.01 and float(t.rgb[:, :, 34:].min()) > 0.99
+    assert torch.allclose(t.luma[:, :30], torch.zeros(36, 30)) and torch.allclose(t.luma[:, 34:], torch.ones(36, 30))
+    rgb = np.zeros((20, 40, 3), np.uint8)
+    rgb[..., 1] = 255
+    tr = thumbnail_from_rgb(rgb, 16)
+    assert tr.size == (8, 16) and abs(float(tr.luma.mean()) - 0.7152) < 1e-3
+
+
+def test_fit_recovers_a_spatially_varying_affine() -> None:
+    """A target made by slicing a smooth grid is fitted back closely."""
+    torch.manual_seed(0)
+    x = torch.rand(3, 96, 128)
+    luma = (0.2126 * x[0] + 0.7152 * x[1] + 0.0722 * x[2]).clamp(0, 1)
+    thumb = Thumbnail(x, luma)
+    truth = BilateralGrid.identity(8, 8, 8)
+    ramp = torch.linspace(0.6, 1.4, 8).view(1, 1, 8)
+    coeffs = truth.coeffs.clone()
+    coeffs[0] *= ramp  # red gain varies left → right
+    coeffs[3] += 0.05  # red offset
+    target = slice_rgb(x, BilateralGrid(coeffs))
+    fitted = fit_grid(thumb, target, shape=(8, 8, 8))
+    err = float((slice_rgb(x, fitted) - target).abs().mean())
+    baseline = float((x - target).abs().mean())
+    assert err < 0.01 and err < 0.2 * baseline
+
+
+def test_fit_is_defined_where_no_pixel_falls() -> None:
+    """Empty luma bins inherit the global fit instead of zeros (a dark image has no bright bins)."""
+    x = torch.rand(3, 32, 32) * 0.2
+    thumb = Thumbnail(x, x.mean(0))
+    grid = fit_grid(thumb, (x * 2).clamp(0, 1), shape=(8, 4, 4))
+    top_bin = grid.coeffs[:, -1]
+    assert torch.allclose(top_bin[0], torch.full_like(top_bin[0], 2.0), atol=0.05)
+
+
+def test_strength_and_blend() -> None:
+    g = random_grid((4, 2, 2), seed=7)
+    ident = BilateralGrid.identity(4, 2, 2)
+    assert torch.allclose(g.with_strength(0.0).coeffs, ident.coeffs)
+    assert g.with_strength(1.0) is g
+    half = g.with_strength(0.5).coeffs
+    assert torch.allclose(half, (g.coeffs + ident.coeffs) / 2, atol=1e-6)
+    with pytest.raises(ValueError):
+        g.blend(BilateralGrid.identity(4, 4, 4), 0.5)
+    with pytest.raises(ValueError):
+        BilateralGrid(torch.zeros(11, 2, 2, 2))
