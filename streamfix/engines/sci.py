@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from streamfix.engines.registry import Engine, EngineCard, register_engine
@@ -47,3 +48,12 @@ class SCIEngine(Engine):
     def predict(self, thumb: Thumbnail) -> BilateralGrid:
         target = self.enhance_thumbnail(thumb.rgb)
         return fit_grid(thumb, target, shape=self.card.grid, **self._fit_kw)
+
+    def enhance_full_resolution(self, rgb: np.ndarray) -> np.ndarray:
+        """SCI the seed's way: the network on every pixel. ``(H, W, 3)`` uint8 in, uint8 out.
+
+        The reference for the lifting fidelity and the per-frame peer in benchmarks.
+        """
+        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).to(torch.float32) / 255.0
+        out = self.enhance_thumbnail(x)
+        return (out.permute(1, 2, 0).numpy() * 255.0).round().clip(0, 255).astype(np.uint8)

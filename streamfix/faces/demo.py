@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from streamfix.errors import UsageError
 from streamfix.events import Bus
@@ -11,6 +12,18 @@ from streamfix.faces.enhance import Settings, build_enhancer
 from streamfix.io.writer import EncodeOptions
 from streamfix.pipeline import transcode
 from streamfix.synth import write_backlit_clip
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo", help="make a synthetic backlit clip with audio and enhance it",
+        description="Write a short synthetic backlit clip (with audio) and its enhanced version; print both paths.",
+    )
+    p.add_argument("--out", type=Path, default=Path("streamfix-demo"), help="folder for the two files")
+    p.add_argument("--engine", default="sci", help="engine (default sci)")
+    p.add_argument("--seconds", type=float, default=3.0, help="clip length (default 3)")
+    p.add_argument("--size", default="640x360", help="WxH (default 640x360)")
+    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -14,12 +14,48 @@ from streamfix.engines import create_engine
 from streamfix.enhancer import Enhancer
 from streamfix.errors import InputError, OutputError, UsageError
 from streamfix.events import Bus, Event
+from streamfix.faces.args import seconds, unit_float
 from streamfix.io.images import IMAGE_EXTENSIONS, is_image_path, read_image, write_image
 from streamfix.io.reader import check_input_path
 from streamfix.io.writer import EncodeOptions, check_output_path, validate_encoder
 from streamfix.pipeline import transcode
 from streamfix.presets import load_preset
 from streamfix.temporal import TemporalFilter
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "enhance",
+        help="enhance a video, an image or a folder of images",
+        description="Enhance a backlit or dark video (or image, or folder of images). "
+        "Defaults come from --pipeline (built in: pipelines/transcode.toml); flags override them.",
+    )
+    p.add_argument("-i", "--input", required=True, type=Path, help="input video, image, or folder of images")
+    p.add_argument("-o", "--output", required=True, type=Path,
+                   help="output file (format follows the extension) or folder (for a folder input)")
+    ow = p.add_mutually_exclusive_group()
+    ow.add_argument("-y", dest="overwrite", action="store_const", const=True, help="overwrite the output")
+    ow.add_argument("-n", dest="overwrite", action="store_const", const=False,
+                    help="never overwrite: fail if the output exists (the default behaviour, made explicit)")
+    p.add_argument("-ss", "--start", type=seconds, help="start at this time (seconds or HH:MM:SS)")
+    p.add_argument("-t", "--duration", type=seconds, help="enhance this many seconds")
+    p.add_argument("--pipeline", type=Path, help="preset TOML (see pipelines/)")
+    p.add_argument("--engine", help="engine name (see `streamfix engines`; default sci)")
+    p.add_argument("--weights", type=Path, help="engine weights (.safetensors, or an official SCI .pt)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where engine and slicing run (default auto)")
+    p.add_argument("--strength", type=unit_float("--strength"), help="0 = unchanged … 1 = full effect (default 1)")
+    p.add_argument("--temporal", choices=("on", "off"),
+                   help="carry the grid across frames, reset at scene cuts (default on)")
+    p.add_argument("--temporal-strength", type=unit_float("--temporal-strength"),
+                   help="weight of the previous frame's grid, [0, 1) (default 0.6)")
+    p.add_argument("--codec", help="video encoder (default libx264; h264_nvenc falls back to libx264 without a GPU)")
+    p.add_argument("--crf", type=float, help="constant rate factor for x264/x265/svtav1/vp9 (default 20)")
+    p.add_argument("--preset", help="encoder preset, e.g. ultrafast…veryslow (default veryfast)")
+    p.add_argument("--pix-fmt", help="output pixel format (default yuv420p; yuv420p10le + libx265 keeps 10 bits)")
+    p.add_argument("--allow-damaged", action="store_true",
+                   help="exit 0 when the input is damaged (the output holds what decoded either way)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
 
 
 @dataclass(frozen=True)

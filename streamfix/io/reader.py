@@ -20,7 +20,14 @@ from streamfix.errors import InputError
 
 @dataclass
 class DecodeReport:
-    """What decoding met. ``lost_frames`` compares the decoded count with what the file announces."""
+    """What decoding met.
+
+    Frames lost are counted against the frame count the file declares (MP4's ``nb_frames``) when
+    it declares one and the whole file is read; otherwise from time coverage: how far short of the
+    announced end (``expected_end``, seconds) decoding stopped (``decoded_end``: the last frame's
+    time plus one nominal frame). Counting against ``duration x rate`` would call every
+    variable-frame-rate file damaged.
+    """
 
     frames: int = 0
     packets: int = 0
@@ -29,12 +36,18 @@ class DecodeReport:
     fixed_pts: int = 0
     expected_frames: int | None = None
     demux_error: str | None = None
+    declared_frames: int | None = None
+    rate: float | None = None
+    expected_end: float | None = None
+    decoded_end: float | None = None
 
     @property
     def lost_frames(self) -> int:
-        if self.expected_frames is None:
+        if self.declared_frames is not None:
+            return max(0, self.declared_frames - self.frames)
+        if self.expected_end is None or self.decoded_end is None or not self.rate:
             return 0
-        return max(0, self.expected_frames - self.frames)
+        return max(0, round((self.expected_end - self.decoded_end) * self.rate))
 
     @property
     def damaged(self) -> bool:
@@ -43,7 +56,13 @@ class DecodeReport:
     def describe(self) -> str:
         parts = []
         if self.lost_frames:
-            parts.append(f"{self.lost_frames} of {self.expected_frames} frames lost")
+            if self.declared_frames is not None:
+                parts.append(f"{self.lost_frames} of {self.declared_frames} frames lost")
+            else:
+                parts.append(
+                    f"about {self.lost_frames} frames lost (decoding ended at {self.decoded_end:.2f} s "
+                    f"of {self.expected_end:.2f} s)"
+                )
         if self.bad_packets:
             parts.append(f"{self.bad_packets} packets failed to decode")
         if self.corrupt_frames:
@@ -93,7 +112,18 @@ class VideoReader:
         self.copy_streams = [s for s in self.container.streams if s.type in ("audio", "subtitle")]
         self.start = start or 0.0
         self.duration = duration
-        self.report = DecodeReport(expected_frames=self._expected_frames())
+        # -ss/-t count from the file's start time (as ffmpeg's do): MPEG-TS clocks rarely start at 0
+        origin = self._origin()
+        self.window = (origin + self.start, origin + self.start + duration if duration is not None else None)
+        rate = self.rate
+        trimmed = bool(self.start) or duration is not None
+        self.report = DecodeReport(
+            expected_frames=self._expected_frames(),
+            declared_frames=(self.video.frames or None) if not trimmed else None,
+            rate=float(rate) if rate else None,
+            expected_end=self._expected_end(),
+            decoded_end=self.window[0],
+        )
 
     # -- facts about the input -------------------------------------------------------------
     @property
@@ -104,12 +134,34 @@ class VideoReader:
     def rate(self) -> Fraction | None:
         return self.video.average_rate or self.video.guessed_rate
 
+    def _origin(self) -> float:
+        """The file's start time in seconds (the earliest stream's first timestamp)."""
+        if self.container.start_time is not None:
+            return self.container.start_time / av.time_base
+        if self.video.start_time is not None and self.video.time_base:
+            return float(self.video.start_time * self.video.time_base)
+        return 0.0
+
     def _seconds(self) -> float | None:
         if self.video.duration and self.video.time_base:
             return float(self.video.duration * self.video.time_base)
+        tag = _parse_clock(self.video.metadata.get("DURATION", ""))  # Matroska's per-track duration
+        if tag:
+            return tag
         if self.container.duration:
             return self.container.duration / av.time_base
         return None
+
+    def _expected_end(self) -> float | None:
+        """Where the kept range ends in file time (seconds), as far as the file announces it."""
+        total = self._seconds()
+        if total is None:
+            return self.window[1]
+        if self.video.start_time is not None and self.video.time_base:
+            end = float(self.video.start_time * self.video.time_base) + total
+        else:
+            end = self._origin() + total
+        return end if self.window[1] is None else min(end, self.window[1])
 
     def _expected_frames(self) -> int | None:
         total = self._seconds()
@@ -137,14 +189,10 @@ class VideoReader:
     # -- iteration ---------------------------------------------------------------------------
     def __iter__(self) -> Iterator[av.VideoFrame | av.Packet]:
         tb = self.video.time_base
-        start_pts = round(self.start / tb) if self.start else 0
-        end = self.start + self.duration if self.duration is not None else None
+        lo, hi = self.window
         if self.start:
-            try:
-                self.container.seek(start_pts + (self.video.start_time or 0), stream=self.video, backward=True)
-            except av.FFmpegError as e:
-                raise InputError(f"cannot seek to {self.start}s in {self.path} ({_reason(e)})") from None
-        shift = {s.index: round(self.start / s.time_base) if (self.start and s.time_base) else 0
+            self._seek(lo)
+        shift = {s.index: round(lo / s.time_base) if (self.start and s.time_base) else 0
                  for s in [self.video, *self.copy_streams]}
         last_pts: int | None = None
         step = self._nominal_step()
@@ -161,15 +209,16 @@ class VideoReader:
             if packet is None or packet.stream.type == "video":
                 for frame in self._decode(packet):
                     t = float(frame.pts * tb) if frame.pts is not None else None
-                    if self.start and t is not None and t < self.start - 1e-6:
+                    if self.start and t is not None and t < lo - 1e-6:
                         continue
-                    if end is not None and t is not None and t >= end - 1e-6:
+                    if hi is not None and t is not None and t >= hi - 1e-6:
                         done = True
                         break
                     frame.pts, fixed = _fix_pts(frame.pts, last_pts, step, tb)
-                    frame.pts -= shift[self.video.index]
                     self.report.fixed_pts += fixed
-                    last_pts = frame.pts + shift[self.video.index]
+                    last_pts = frame.pts
+                    self.report.decoded_end = float((last_pts + step) * tb)
+                    frame.pts -= shift[self.video.index]
                     self.report.frames += 1
                     if frame.is_corrupt:
                         self.report.corrupt_frames += 1
@@ -180,7 +229,7 @@ class VideoReader:
             if packet.size == 0 or packet.pts is None:
                 continue
             t = float(packet.pts * packet.time_base)
-            if (self.start and t < self.start - 1e-6) or (end is not None and t >= end):
+            if (self.start and t < lo - 1e-6) or (hi is not None and t >= hi):
                 continue
             off = shift[packet.stream.index]
             if off:
@@ -188,6 +237,23 @@ class VideoReader:
                 if packet.dts is not None:
                     packet.dts -= off
             yield packet
+
+    def _seek(self, t: float) -> None:
+        """Seek to the keyframe at or before ``t`` (seconds, file time).
+
+        Some demuxers (MPEG-TS) land between keyframes, where nothing decodes until the next
+        keyframe — possibly never, in a clip with one. Then reading restarts from the beginning and
+        the frames before ``t`` are decoded and dropped: slower, but nothing in the range is lost.
+        """
+        try:
+            self.container.seek(round(t / self.video.time_base), stream=self.video, backward=True)
+            first = next((p for p in self.container.demux(self.video) if p.size), None)
+            if first is not None and first.is_keyframe:
+                self.container.seek(round(t / self.video.time_base), stream=self.video, backward=True)
+            else:
+                self.container.seek(0, backward=True)
+        except av.FFmpegError as e:
+            raise InputError(f"cannot seek to {self.start}s in {self.path} ({_reason(e)})") from None
 
     def _decode(self, packet: av.Packet | None) -> list[av.VideoFrame]:
         """Decode one packet (None or an empty packet flushes); bad packets are counted, not raised."""
@@ -230,6 +296,15 @@ def _fix_pts(pts: int | None, last: int | None, step: int, tb: Fraction) -> tupl
     if pts is None or pts <= last or float((pts - last) * tb) > MAX_PTS_JUMP_S:
         return last + step, 1
     return pts, 0
+
+
+def _parse_clock(text: str) -> float | None:
+    """Seconds from ``HH:MM:SS.fraction`` (Matroska's DURATION tag), or None."""
+    try:
+        h, m, sec = text.split(":")
+        return int(h) * 3600 + int(m) * 60 + float(sec)
+    except ValueError:
+        return None
 
 
 def _reason(e: Exception) -> str:

@@ -1,0 +1,44 @@
+"""Argument types and the one-line-error parser shared by the faces."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from streamfix.errors import UsageError
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose usage errors become :class:`UsageError` (one line, exit 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def unit_float(name: str) -> Callable[[str], float]:
+    """A float in [0, 1] named ``name`` in its error message."""
+
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number in [0, 1], got {text!r}") from None
+        if not 0.0 <= v <= 1.0:
+            raise argparse.ArgumentTypeError(f"{name} must be in [0, 1], got {text}")
+        return v
+
+    return parse
+
+
+def seconds(text: str) -> float:
+    """Seconds as ``12.5`` or ``[HH:]MM:SS[.ms]`` (ffmpeg style)."""
+    try:
+        parts = [float(p) for p in text.split(":")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a time: {text!r} (use seconds or HH:MM:SS)") from None
+    if len(parts) > 3 or any(p < 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"not a time: {text!r}")
+    total = 0.0
+    for p in parts:
+        total = total * 60 + p
+    return total
