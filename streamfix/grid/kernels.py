@@ -1,8 +1,10 @@
 """Fused CPU slicing kernels (numba): one pass over the planes, no float copy of the frame.
 
 Each kernel reads integer planes, looks up the grid trilinearly and writes integer planes, in
-parallel over rows. Per output row the grid is first interpolated along y (a ``(D, Gw, k)``
-table), so each pixel blends only 4 corners (x, depth). The math is that of
+parallel over rows. Because a pixel's depth in the grid depends only on its luma code ``v``,
+the depth interpolation is done once per frame for every (cell, v) — value tables holding
+``[c0·v + c3, c1, c2]`` per output plane — and once per output row the tables are interpolated
+along y; each pixel then reads two table entries (its two grid columns) and blends them. The math is that of
 :func:`streamfix.grid.slicing.slice_planes` / :func:`~streamfix.grid.slicing.slice_rgb`, which the
 tests hold these kernels to within one code value.
 
@@ -50,28 +52,58 @@ def _split_depth(gz: float, d: int) -> tuple[int, int, float]:
 
 
 @numba.njit(parallel=True, fastmath=True, nogil=True, cache=True)
-def _luma_kernel(y, u, v, out, c, lut_z0, lut_wz, sy, sx, top):  # pragma: no cover - compiled
-    h, w = y.shape
+def _value_tables(c, lut_z0, lut_wz, first, outputs, tables):  # pragma: no cover - compiled
+    """Per grid cell (row, column) and luma code ``v``: the ``outputs`` transforms at depth z(v),
+    folded into ``[c0·v + c3, c1, c2]`` (the luma term and offset need no per-pixel multiply)."""
     d, gh, gw = c.shape[0], c.shape[1], c.shape[2]
-    x0 = np.empty(w, np.int32)
-    x1 = np.empty(w, np.int32)
+    nv = lut_z0.shape[0]
+    for gy in numba.prange(gh):
+        for g in range(gw):
+            for v in range(nv):
+                z0 = lut_z0[v]
+                z1 = min(z0 + 1, d - 1)
+                wz = lut_wz[v]
+                vf = np.float32(v)
+                for o in range(outputs):
+                    k = first + 4 * o
+                    c0 = c[z0, gy, g, k] * (1 - wz) + c[z1, gy, g, k] * wz
+                    c1 = c[z0, gy, g, k + 1] * (1 - wz) + c[z1, gy, g, k + 1] * wz
+                    c2 = c[z0, gy, g, k + 2] * (1 - wz) + c[z1, gy, g, k + 2] * wz
+                    c3 = c[z0, gy, g, k + 3] * (1 - wz) + c[z1, gy, g, k + 3] * wz
+                    tables[gy, g, v, 3 * o] = c0 * vf + c3
+                    tables[gy, g, v, 3 * o + 1] = c1
+                    tables[gy, g, v, 3 * o + 2] = c2
+
+
+@numba.njit(fastmath=True, nogil=True, cache=True)
+def _lerp_rows(tables, y0, y1, wy):  # pragma: no cover - compiled
+    """``tables[y0] + (tables[y1] − tables[y0])·wy`` as one flat, vectorisable loop."""
+    gw, nv, k = tables.shape[1], tables.shape[2], tables.shape[3]
+    n = gw * nv * k
+    t0 = tables[y0].reshape(n)
+    t1 = tables[y1].reshape(n)
+    row = np.empty(n, np.float32)
+    wyf = np.float32(wy)
+    for i in range(n):
+        row[i] = t0[i] + (t1[i] - t0[i]) * wyf
+    return row.reshape((gw, nv, k))
+
+
+@numba.njit(parallel=True, fastmath=True, nogil=True, cache=True)
+def _luma_kernel(y, u, v, out, tables, sy, sx, top):  # pragma: no cover - compiled
+    h, w = y.shape
+    gh, gw = tables.shape[0], tables.shape[1]
+    xa = np.empty(w, np.int32)
+    xb = np.empty(w, np.int32)
     wx = np.empty(w, np.float32)
     for x in range(w):
         a, b, f = _axis(w, gw, 0.0, 1, x)
-        x0[x], x1[x], wx[x] = a * 4, b * 4, f
-    zstride = gw * 4
+        xa[x], xb[x], wx[x] = a, b, f
     ftop = np.float32(top)
-    one = np.float32(1.0)
     for r in numba.prange(h):
         y0, y1, wy = _axis(h, gh, 0.0, 1, r)
-        row = np.empty(d * zstride + zstride, np.float32)
-        for z in range(d):
-            for g in range(gw):
-                for k in range(4):
-                    row[z * zstride + g * 4 + k] = c[z, y0, g, k] * (1.0 - wy) + c[z, y1, g, k] * wy
-        # one extra depth slice equal to the last, so z0 + 1 never needs a clamp
-        for i in range(zstride):
-            row[d * zstride + i] = row[(d - 1) * zstride + i]
+        # this row's tables: the grid interpolated along y once, then 2 lookups per pixel
+        row = _lerp_rows(tables, y0, y1, wy)
         rc = r >> sy
         yrow = y[r]
         urow = u[rc]
@@ -79,36 +111,25 @@ def _luma_kernel(y, u, v, out, c, lut_z0, lut_wz, sy, sx, top):  # pragma: no co
         orow = out[r]
         for x in range(w):
             yv = yrow[x]
-            lo_base = lut_z0[yv]
-            wz = lut_wz[yv]
+            a = xa[x]
+            b = xb[x]
             f = wx[x]
-            ia = lo_base + x0[x]
-            ib = lo_base + x1[x]
-            ja = ia + zstride
-            jb = ib + zstride
-            f0 = (one - f) * (one - wz)
-            f1 = f * (one - wz)
-            f2 = (one - f) * wz
-            f3 = f * wz
-            c0 = f0 * row[ia] + f1 * row[ib] + f2 * row[ja] + f3 * row[jb]
-            c1 = f0 * row[ia + 1] + f1 * row[ib + 1] + f2 * row[ja + 1] + f3 * row[jb + 1]
-            c2 = f0 * row[ia + 2] + f1 * row[ib + 2] + f2 * row[ja + 2] + f3 * row[jb + 2]
-            c3 = f0 * row[ia + 3] + f1 * row[ib + 3] + f2 * row[ja + 3] + f3 * row[jb + 3]
-            acc = c0 * np.float32(yv) + c1 * np.float32(urow[x >> sx]) + c2 * np.float32(vrow[x >> sx]) + c3
+            p0 = row[a, yv, 0] + (row[b, yv, 0] - row[a, yv, 0]) * f
+            p1 = row[a, yv, 1] + (row[b, yv, 1] - row[a, yv, 1]) * f
+            p2 = row[a, yv, 2] + (row[b, yv, 2] - row[a, yv, 2]) * f
+            acc = p0 + p1 * np.float32(urow[x >> sx]) + p2 * np.float32(vrow[x >> sx])
             orow[x] = np.int32(min(max(acc + np.float32(0.5), np.float32(0.0)), ftop))
 
 
 @numba.njit(parallel=True, fastmath=True, nogil=True, cache=True)
-def _chroma_kernel(y, u, v, out_u, out_v, c, lut_z0, lut_wz, sy, sx, top):  # pragma: no cover - compiled
+def _chroma_kernel(y, u, v, out_u, out_v, tables, sy, sx, top):  # pragma: no cover - compiled
     h, w = y.shape
     hc, wc = u.shape
-    d, gh, gw = c.shape[0], c.shape[1], c.shape[2]
+    gh, gw = tables.shape[0], tables.shape[1]
     fy, fx = 1 << sy, 1 << sx
     n = fy * fx
     half = n // 2
-    zstride = gw * 8
     ftop = np.float32(top)
-    one = np.float32(1.0)
     ca = np.empty(wc, np.int32)
     cb = np.empty(wc, np.int32)
     cf = np.empty(wc, np.float32)
@@ -116,22 +137,14 @@ def _chroma_kernel(y, u, v, out_u, out_v, c, lut_z0, lut_wz, sy, sx, top):  # pr
     lx = np.empty((wc, fx), np.int32)
     for j in range(wc):
         a, b, f = _axis(w, gw, (fx - 1) / 2.0, fx, j)
-        ca[j], cb[j], cf[j] = a * 8, b * 8, f
+        ca[j], cb[j], cf[j] = a, b, f
         for dx in range(fx):
             lx[j, dx] = min(j * fx + dx, w - 1)
     for r in numba.prange(hc):
         y0, y1, wy = _axis(h, gh, (fy - 1) / 2.0, fy, r)
-        row = np.empty(d * zstride + zstride, np.float32)
-        for z in range(d):
-            for g in range(gw):
-                for k in range(8):
-                    row[z * zstride + g * 8 + k] = c[z, y0, g, 4 + k] * (1.0 - wy) + c[z, y1, g, 4 + k] * wy
-        for i in range(zstride):
-            row[d * zstride + i] = row[(d - 1) * zstride + i]
-        ra = r * fy
-        rb = min(ra + fy - 1, h - 1)
-        ya = y[ra]
-        yb_row = y[rb]
+        row = _lerp_rows(tables, y0, y1, wy)
+        ya = y[r * fy]
+        yb_row = y[min(r * fy + fy - 1, h - 1)]
         urow = u[r]
         vrow = v[r]
         ourow = out_u[r]
@@ -143,29 +156,19 @@ def _chroma_kernel(y, u, v, out_u, out_v, c, lut_z0, lut_wz, sy, sx, top):  # pr
                 if fy > 1:
                     s += np.int32(yb_row[lx[j, dx]])
             yb = (s + half) // n
-            wz = lut_wz[yb]
+            a = ca[j]
+            b = cb[j]
             f = cf[j]
-            ia = lut_z0[yb] + ca[j]
-            ib = lut_z0[yb] + cb[j]
-            ja = ia + zstride
-            jb = ib + zstride
-            f0 = (one - f) * (one - wz)
-            f1 = f * (one - wz)
-            f2 = (one - f) * wz
-            f3 = f * wz
             uu = np.float32(urow[j])
             vv = np.float32(vrow[j])
-            ybf = np.float32(yb)
-            u0 = f0 * row[ia] + f1 * row[ib] + f2 * row[ja] + f3 * row[jb]
-            u1 = f0 * row[ia + 1] + f1 * row[ib + 1] + f2 * row[ja + 1] + f3 * row[jb + 1]
-            u2 = f0 * row[ia + 2] + f1 * row[ib + 2] + f2 * row[ja + 2] + f3 * row[jb + 2]
-            u3 = f0 * row[ia + 3] + f1 * row[ib + 3] + f2 * row[ja + 3] + f3 * row[jb + 3]
-            v0 = f0 * row[ia + 4] + f1 * row[ib + 4] + f2 * row[ja + 4] + f3 * row[jb + 4]
-            v1 = f0 * row[ia + 5] + f1 * row[ib + 5] + f2 * row[ja + 5] + f3 * row[jb + 5]
-            v2 = f0 * row[ia + 6] + f1 * row[ib + 6] + f2 * row[ja + 6] + f3 * row[jb + 6]
-            v3 = f0 * row[ia + 7] + f1 * row[ib + 7] + f2 * row[ja + 7] + f3 * row[jb + 7]
-            ou = u0 * ybf + u1 * uu + u2 * vv + u3
-            ov = v0 * ybf + v1 * uu + v2 * vv + v3
+            q0 = row[a, yb, 0] + (row[b, yb, 0] - row[a, yb, 0]) * f
+            q1 = row[a, yb, 1] + (row[b, yb, 1] - row[a, yb, 1]) * f
+            q2 = row[a, yb, 2] + (row[b, yb, 2] - row[a, yb, 2]) * f
+            q3 = row[a, yb, 3] + (row[b, yb, 3] - row[a, yb, 3]) * f
+            q4 = row[a, yb, 4] + (row[b, yb, 4] - row[a, yb, 4]) * f
+            q5 = row[a, yb, 5] + (row[b, yb, 5] - row[a, yb, 5]) * f
+            ou = q0 + q1 * uu + q2 * vv
+            ov = q3 + q4 * uu + q5 * vv
             ourow[j] = np.int32(min(max(ou + np.float32(0.5), np.float32(0.0)), ftop))
             ovrow[j] = np.int32(min(max(ov + np.float32(0.5), np.float32(0.0)), ftop))
 
@@ -223,15 +226,18 @@ def slice_planes_cpu(planes: Planes, grid: BilateralGrid, out: Planes | None = N
     fmt: PlaneFormat = planes.fmt
     if out is None:
         out = Planes.empty_like(planes)
-    d = grid.shape[0]
+    d, gh, gw = grid.shape
     c = _cells_last(affine_to_code_domain(grid.coeffs, fmt))
     lutz = depth_lut(grid.guide_curve(), fmt, d).numpy()
     z0 = np.floor(lutz).astype(np.int32)
-    lut_z0 = z0 * (c.shape[2] * 4)
-    lut_wz = (lutz - z0).astype(np.float32)
+    wz = (lutz - z0).astype(np.float32)
+    luma_tables = np.empty((gh, gw, lutz.shape[0], 3), np.float32)
+    chroma_tables = np.empty((gh, gw, lutz.shape[0], 6), np.float32)
+    _value_tables(c, z0, wz, 0, 1, luma_tables)
+    _value_tables(c, z0, wz, 4, 2, chroma_tables)
     sy, sx = fmt.chroma_shift
-    _luma_kernel(planes.y, planes.u, planes.v, out.y, c, lut_z0, lut_wz, sy, sx, fmt.max_code)
-    _chroma_kernel(planes.y, planes.u, planes.v, out.u, out.v, c, lut_z0 * 2, lut_wz, sy, sx, fmt.max_code)
+    _luma_kernel(planes.y, planes.u, planes.v, out.y, luma_tables, sy, sx, fmt.max_code)
+    _chroma_kernel(planes.y, planes.u, planes.v, out.u, out.v, chroma_tables, sy, sx, fmt.max_code)
     return out
 
 
