@@ -20,7 +20,7 @@ from pathlib import Path
 import av
 
 from streamfix.enhancer import Enhancer
-from streamfix.errors import DamagedInputError, Interrupted, StreamfixError
+from streamfix.errors import DamagedInputError, InputError, Interrupted, UsageError
 from streamfix.events import Bus
 from streamfix.io.frames import new_frame_like, planes_of, processing_format
 from streamfix.io.reader import DecodeReport, VideoReader
@@ -176,7 +176,11 @@ def transcode(
             else:
                 writer.copy(item)
         if writer is None:
-            raise StreamfixError(f"no video frame could be decoded from {source} ({reader.report.describe()})")
+            if start and not reader.report.damaged:
+                length = reader.duration_seconds()
+                about = f" (it is {length:.2f} s long)" if length is not None else ""
+                raise UsageError(f"-ss {start:g}: {source} has no video frame from {start:g} s on{about}")
+            raise InputError(f"no video frame could be decoded from {source} ({reader.report.describe()})")
         size = writer.finish()
     except KeyboardInterrupt:
         stop.set()

@@ -25,8 +25,8 @@ class DecodeReport:
     Frames lost are counted against the frame count the file declares (MP4's ``nb_frames``) when
     it declares one and the whole file is read; otherwise from time coverage: how far short of the
     announced end (``expected_end``, seconds) decoding stopped (``decoded_end``: the last frame's
-    time plus one nominal frame). Counting against ``duration x rate`` would call every
-    variable-frame-rate file damaged.
+    time plus its duration, at least one nominal frame). Counting against ``duration x rate`` would
+    call every variable-frame-rate file damaged.
     """
 
     frames: int = 0
@@ -60,13 +60,13 @@ class DecodeReport:
                 parts.append(f"{self.lost_frames} of {self.declared_frames} frames lost")
             else:
                 parts.append(
-                    f"about {self.lost_frames} frames lost (decoding ended at {self.decoded_end:.2f} s "
+                    f"about {_n(self.lost_frames, 'frame')} lost (decoding ended at {self.decoded_end:.2f} s "
                     f"of {self.expected_end:.2f} s)"
                 )
         if self.bad_packets:
-            parts.append(f"{self.bad_packets} packets failed to decode")
+            parts.append(f"{_n(self.bad_packets, 'packet')} failed to decode")
         if self.corrupt_frames:
-            parts.append(f"{self.corrupt_frames} frames decoded with errors")
+            parts.append(f"{_n(self.corrupt_frames, 'frame')} decoded with errors")
         if self.demux_error:
             parts.append(f"reading stopped early ({self.demux_error})")
         return ", ".join(parts) or "no damage"
@@ -141,6 +141,10 @@ class VideoReader:
         if self.video.start_time is not None and self.video.time_base:
             return float(self.video.start_time * self.video.time_base)
         return 0.0
+
+    def duration_seconds(self) -> float | None:
+        """The video's length in seconds, as the file announces it (None if it does not)."""
+        return self._seconds()
 
     def _seconds(self) -> float | None:
         if self.video.duration and self.video.time_base:
@@ -217,7 +221,7 @@ class VideoReader:
                     frame.pts, fixed = _fix_pts(frame.pts, last_pts, step, tb)
                     self.report.fixed_pts += fixed
                     last_pts = frame.pts
-                    self.report.decoded_end = float((last_pts + step) * tb)
+                    self.report.decoded_end = float((last_pts + max(step, frame.duration or 0)) * tb)
                     frame.pts -= shift[self.video.index]
                     self.report.frames += 1
                     if frame.is_corrupt:
@@ -245,13 +249,17 @@ class VideoReader:
         keyframe — possibly never, in a clip with one. Then reading restarts from the beginning and
         the frames before ``t`` are decoded and dropped: slower, but nothing in the range is lost.
         """
+        target = round(t / self.video.time_base)
         try:
-            self.container.seek(round(t / self.video.time_base), stream=self.video, backward=True)
+            self.container.seek(target, stream=self.video, backward=True)
             first = next((p for p in self.container.demux(self.video) if p.size), None)
             if first is not None and first.is_keyframe:
-                self.container.seek(round(t / self.video.time_base), stream=self.video, backward=True)
-            else:
-                self.container.seek(0, backward=True)
+                self.container.seek(target, stream=self.video, backward=True)
+                return
+        except av.FFmpegError:
+            pass
+        try:
+            self.container.seek(0, backward=True)
         except av.FFmpegError as e:
             raise InputError(f"cannot seek to {self.start}s in {self.path} ({_reason(e)})") from None
 
@@ -296,6 +304,10 @@ def _fix_pts(pts: int | None, last: int | None, step: int, tb: Fraction) -> tupl
     if pts is None or pts <= last or float((pts - last) * tb) > MAX_PTS_JUMP_S:
         return last + step, 1
     return pts, 0
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
 def _parse_clock(text: str) -> float | None:

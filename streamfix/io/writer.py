@@ -7,6 +7,8 @@ so the target path never holds a half-written video.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from dataclasses import dataclass
 from fractions import Fraction
@@ -27,6 +29,11 @@ CONTAINERS = {
 SOFTWARE_FALLBACK = {"h264_nvenc": "libx264", "hevc_nvenc": "libx265", "av1_nvenc": "libsvtav1"}
 
 _CRF_CODECS = {"libx264", "libx265", "libsvtav1", "libvpx-vp9"}
+
+#: presets x264 and x265 accept (an unknown one fails only at the first frame, with a native log line)
+X26X_PRESETS = (
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo",
+)
 
 
 @dataclass(frozen=True)
@@ -68,8 +75,10 @@ def check_output_path(target: Path, inputs: list[Path], overwrite: bool | None) 
 
 
 def validate_encoder(options: EncodeOptions, target: Path) -> None:
-    """Fail fast (usage error) on an unknown codec, pix_fmt or container."""
-    if target.suffix.lower() not in CONTAINERS:
+    """Fail fast (usage error) on an unknown codec, pix_fmt, preset or container, or a container
+    that cannot hold the codec."""
+    ext = target.suffix.lower()
+    if ext not in CONTAINERS:
         raise UsageError(
             f"cannot write video to {target.name}: unknown extension; use one of {', '.join(sorted(CONTAINERS))}"
         )
@@ -79,6 +88,15 @@ def validate_encoder(options: EncodeOptions, target: Path) -> None:
         raise UsageError(f"unknown encoder {options.codec!r}") from None
     if codec.type != "video":
         raise UsageError(f"{options.codec!r} is not a video encoder")
+    with av.open(io.BytesIO(), "w", format=CONTAINERS[ext]) as probe:
+        supported = probe.supported_codecs  # empty where the muxer keeps no codec list (MPEG-TS)
+    if supported and options.codec not in supported:
+        raise UsageError(f"cannot write {target.name}: {ext} files cannot hold {options.codec} video; "
+                         "use .mkv, or another --codec")
+    if options.codec in ("libx264", "libx265") and options.preset and options.preset not in X26X_PRESETS:
+        raise UsageError(
+            f"unknown {options.codec} preset {options.preset!r}; use one of {', '.join(X26X_PRESETS)}"
+        )
     if options.pix_fmt is not None:
         names = {f.name for f in (codec.video_formats or [])}
         if names and options.pix_fmt not in names:
@@ -135,7 +153,8 @@ class VideoWriter:
         odd = first.width % 2 or first.height % 2
         pix_fmt = options.pix_fmt or ("yuv444p" if odd else "yuv420p")
         if options.pix_fmt is None and odd:
-            bus.info("encoder", f"odd frame size {first.width}x{first.height}: encoding yuv444p (4:2:0 needs even sides)")
+            bus.info("encoder", f"odd frame size {first.width}x{first.height}: "
+                     "encoding yuv444p (4:2:0 needs even sides)")
         self.pix_fmt = pix_fmt
         self.container = av.open(str(self.path), "w", format=CONTAINERS[target.suffix.lower()])
         try:
@@ -163,10 +182,11 @@ class VideoWriter:
                 try:
                     self.copies[s.index] = self.container.add_stream_from_template(s)
                 except (ValueError, av.FFmpegError) as e:
+                    hint = "" if CONTAINERS[target.suffix.lower()] == "matroska" else "; use .mkv to keep it"
                     bus.warning(
                         "streams",
                         f"{s.type} stream #{s.index} ({s.codec_context.name}) cannot be stored in "
-                        f"{target.suffix}: dropped ({e}); use .mkv to keep it",
+                        f"{target.suffix}: dropped ({e}){hint}",
                     )
         except Exception:
             self.abort()
@@ -184,10 +204,15 @@ class VideoWriter:
         self.frames += 1
 
     def copy(self, packet: av.Packet) -> None:
-        """Mux an input audio/subtitle packet unchanged (payload and timestamps)."""
+        """Mux an input audio/subtitle packet unchanged (payload and timestamps).
+
+        MP4's empty mov_text samples between cues are left out: the muxer writes the same ones itself.
+        """
         out = self.copies.get(packet.stream.index)
         if out is None:
             return
+        if out.codec_context.name == "mov_text" and bytes(packet) == b"\x00\x00":
+            return  # an empty gap sample: the MP4 muxer writes its own between cues (copies would double)
         packet.stream = out
         self.container.mux(packet)
         self.packets += 1
@@ -205,8 +230,6 @@ class VideoWriter:
 
     def abort(self) -> None:
         """Close and delete the partial file; the target is left untouched."""
-        try:
+        with contextlib.suppress(Exception):  # already failing; the partial file goes regardless
             self.container.close()
-        except Exception:  # noqa: BLE001 - already failing; the partial file goes regardless
-            pass
         self.path.unlink(missing_ok=True)
