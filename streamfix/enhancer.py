@@ -11,6 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from streamfix.engines import Engine
 from streamfix.grid.bilateral import BilateralGrid, Thumbnail
@@ -44,10 +45,18 @@ class Enhancer:
         device: ``cpu`` or ``cuda`` (see :func:`streamfix.backends.select_device`).
         strength: 0 (no change) … 1 (the engine's full effect).
         temporal: the temporal filter, or None for per-frame grids.
+        threads: CPU threads for the engine and the slicing kernels. In a pipeline the stages
+            already run side by side with the codecs' own threads, and idle thread pools spin, so
+            the default is 1; a lone image or a benchmark of the enhancement alone can use more.
     """
 
     def __init__(
-        self, engine: Engine, device: str = "cpu", strength: float = 1.0, temporal: TemporalFilter | None = None
+        self,
+        engine: Engine,
+        device: str = "cpu",
+        strength: float = 1.0,
+        temporal: TemporalFilter | None = None,
+        threads: int = 1,
     ) -> None:
         if not 0.0 <= strength <= 1.0:
             raise ValueError(f"strength must be in [0, 1], got {strength}")
@@ -55,9 +64,17 @@ class Enhancer:
         self.device = device
         self.strength = strength
         self.temporal = temporal
+        self.threads = max(1, threads)
         self.clock = StageClock()
         self.scene_cuts: list[int] = []
         self.frames = 0
+
+    def bind_thread(self) -> None:
+        """Apply the thread budget on the calling thread (numba's setting is per thread)."""
+        import numba
+
+        torch.set_num_threads(self.threads)
+        numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
 
     def grid_for(self, thumb: Thumbnail) -> BilateralGrid:
         """Engine + temporal + strength for one thumbnail (timed)."""

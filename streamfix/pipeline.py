@@ -38,9 +38,26 @@ class _Failure:
 
 
 @dataclass
+class _Decoded:
+    frame: av.VideoFrame
+    at: float  # perf_counter when the decoder handed it over
+
+
+@dataclass
 class _Enhanced:
     frame: av.VideoFrame
     rotation: int
+    at: float
+
+
+@dataclass
+class PipelineStats:
+    """Per-frame timings of the threaded stages, in ms: ``stage_ms`` holds ``decode`` (time the
+    reader spent producing each frame, demux included) and ``encode`` (encode + mux);
+    ``latency_ms`` runs from a frame leaving the decoder to its encode call returning."""
+
+    stage_ms: dict[str, list[float]] = field(default_factory=lambda: {"decode": [], "encode": []})
+    latency_ms: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -54,6 +71,7 @@ class TranscodeResult:
     packets_copied: int
     report: DecodeReport
     scene_cuts: list[int] = field(default_factory=list)
+    stats: PipelineStats = field(default_factory=PipelineStats)
 
     @property
     def fps(self) -> float:
@@ -79,9 +97,21 @@ def _get(q: queue.Queue, stop: threading.Event | None = None) -> object:
                 return _END
 
 
-def _reader_loop(reader: VideoReader, out: queue.Queue, stop: threading.Event) -> None:
+def _reader_loop(reader: VideoReader, out: queue.Queue, stop: threading.Event, stats: PipelineStats) -> None:
     try:
-        for item in reader:
+        items = iter(reader)
+        busy = 0.0
+        while True:
+            t0 = time.perf_counter()
+            item = next(items, _END)
+            now = time.perf_counter()
+            busy += now - t0
+            if item is _END:
+                break
+            if isinstance(item, av.VideoFrame):
+                stats.stage_ms["decode"].append(busy * 1000.0)
+                busy = 0.0
+                item = _Decoded(item, now)
             if stop.is_set() or not _put(out, item, stop):
                 return
         _put(out, _END, stop)
@@ -91,13 +121,14 @@ def _reader_loop(reader: VideoReader, out: queue.Queue, stop: threading.Event) -
 
 def _enhance_loop(enhancer: Enhancer, src: queue.Queue, out: queue.Queue, stop: threading.Event) -> None:
     try:
+        enhancer.bind_thread()
         while not stop.is_set():
             item = _get(src, stop)
             if item is _END or isinstance(item, _Failure):
                 _put(out, item, stop)
                 return
-            if isinstance(item, av.VideoFrame):
-                item = _Enhanced(enhance_frame(enhancer, item), _rotation(item))
+            if isinstance(item, _Decoded):
+                item = _Enhanced(enhance_frame(enhancer, item.frame), _rotation(item.frame), item.at)
             if not _put(out, item, stop):
                 return
     except BaseException as e:  # noqa: BLE001 - carried to the calling thread
@@ -143,10 +174,11 @@ def transcode(
     if on_reader is not None:
         on_reader(reader)
     stop = threading.Event()
+    stats = PipelineStats()
     decoded: queue.Queue = queue.Queue(QUEUE_DEPTH)
     enhanced: queue.Queue = queue.Queue(QUEUE_DEPTH)
     workers = [
-        threading.Thread(target=_reader_loop, args=(reader, decoded, stop), name="sf-decode", daemon=True),
+        threading.Thread(target=_reader_loop, args=(reader, decoded, stop, stats), name="sf-decode", daemon=True),
         threading.Thread(target=_enhance_loop, args=(enhancer, decoded, enhanced, stop), name="sf-enhance",
                          daemon=True),
     ]
@@ -169,7 +201,11 @@ def transcode(
                     for p in pending:
                         writer.copy(p)
                     pending.clear()
+                t_enc = time.perf_counter()
                 writer.encode(item.frame)
+                done = time.perf_counter()
+                stats.stage_ms["encode"].append((done - t_enc) * 1000.0)
+                stats.latency_ms.append((done - item.at) * 1000.0)
                 bus.progress("frames", done=writer.frames, total=reader.frame_estimate())
             elif writer is None:
                 pending.append(item)
@@ -198,7 +234,7 @@ def transcode(
             w.join(timeout=5)
         reader.close()
     result = TranscodeResult(target, writer.frames, time.perf_counter() - t0, size, writer.packets,
-                             reader.report, list(enhancer.scene_cuts))
+                             reader.report, list(enhancer.scene_cuts), stats)
     if reader.report.damaged:
         msg = f"input {source} is damaged: {reader.report.describe()}; wrote the {writer.frames} frames that decoded"
         if not allow_damaged:
