@@ -6,7 +6,6 @@ VFR pts, subtitles, damaged input), so a PyAV upgrade that changes one of them f
 
 from __future__ import annotations
 
-import time
 from fractions import Fraction
 
 import av
@@ -333,16 +332,6 @@ def test_backlit_frame_deterministic_and_plausible():
     assert luma[-30:].mean() < 50  # dark foreground
     assert luma[-30:].std() > 2  # textured, not flat
     assert (luma < 25).mean() > 0.02  # silhouettes / deep shadows
-
-
-def test_backlit_frame_speed():
-    backlit_frame(1920, 1080, 0.0)  # builds the cached static layers
-    times = []
-    for i in range(5):
-        t0 = time.perf_counter()
-        backlit_frame(1920, 1080, i / 30)
-        times.append(time.perf_counter() - t0)
-    assert sorted(times)[2] < 0.15  # ~10 ms here; generous for slow CI
 
 
 def test_write_backlit_clip(tmp_path):
