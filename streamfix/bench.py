@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 import torch
 
+from streamfix.backends import Backend, create_backend_engine, select_backend
 from streamfix.engines import create_engine
 from streamfix.enhancer import STAGES, Enhancer
 from streamfix.events import Bus
@@ -36,6 +37,7 @@ from streamfix.io.frames import planes_of
 from streamfix.io.writer import EncodeOptions
 from streamfix.pipeline import transcode
 from streamfix.synth import backlit_frame, write_backlit_clip
+from streamfix.telemetry import GpuSampler, format_gpu
 from streamfix.temporal import TemporalFilter
 
 #: named resolutions for --synthetic and the scaling sweep
@@ -91,12 +93,12 @@ class RunStats:
         return self.frames / self.seconds if self.seconds else 0.0
 
 
-def run_pipeline(src: Path, engine: str, weights: Path | None, device: str, options: EncodeOptions,
+def run_pipeline(src: Path, engine: str, weights: Path | None, backend: Backend, options: EncodeOptions,
                  frames: int, workdir: Path) -> RunStats:
     """Transcode the first ``frames`` frames of ``src`` with ``engine``; collect stage timings."""
     bus = Bus()
-    eng = create_engine(engine, weights, device)
-    enhancer = Enhancer(eng, device, 1.0, TemporalFilter())
+    eng = create_backend_engine(engine, weights, backend)
+    enhancer = Enhancer(eng, backend.device, 1.0, TemporalFilter())
     out = workdir / f"bench_{engine}.mp4"
     out.unlink(missing_ok=True)
     cpu0 = time.process_time()
@@ -193,7 +195,7 @@ def measure_enhance(frames: list[av.VideoFrame], enhancer: Enhancer) -> float:
     return float(np.mean(ts))
 
 
-def scaling(engine: str, weights: Path | None, device: str, names: list[str], n: int = 8) -> dict[str, float]:
+def scaling(engine: str, weights: Path | None, backend: Backend, names: list[str], n: int = 8) -> dict[str, float]:
     """Enhancement ms per frame at each resolution, on synthetic frames (no codec involved)."""
     out: dict[str, float] = {}
     for name in names:
@@ -202,7 +204,7 @@ def scaling(engine: str, weights: Path | None, device: str, names: list[str], n:
         for i in range(n):
             rgb = backlit_frame(w, h, i / 30)
             frames.append(av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p"))
-        enhancer = Enhancer(create_engine(engine, weights, device), device, 1.0, TemporalFilter())
+        enhancer = Enhancer(create_backend_engine(engine, weights, backend), backend.device, 1.0, TemporalFilter())
         out[name] = measure_enhance(frames, enhancer)
     return out
 
@@ -257,10 +259,16 @@ class BenchReport:
         }
 
 
-def bench(src: Path | None, synthetic: str | None, engine: str, weights: Path | None, device: str,
+def bench(src: Path | None, synthetic: str | None, engine: str, weights: Path | None, backend: Backend | str,
           frames: int, options: EncodeOptions, rounds: int = 2, peers: bool = True,
           scale: list[str] | None = None, log: Callable[[str], None] = print) -> BenchReport:
-    """Run the whole benchmark (see the module docstring)."""
+    """Run the whole benchmark (see the module docstring).
+
+    ``backend``: a resolved :class:`Backend` or its name. The ``gpu`` field of the report holds
+    NVML figures sampled during the pipeline runs (:mod:`streamfix.telemetry`), or why there are none.
+    """
+    if isinstance(backend, str):
+        backend = select_backend(backend)
     torch.set_flush_denormal(True)
     work = Path(tempfile.mkdtemp(prefix="streamfix-bench-"))
     if src is None:
@@ -269,19 +277,24 @@ def bench(src: Path | None, synthetic: str | None, engine: str, weights: Path | 
         src = synthetic_clip(size, frames, work)
     engines = ["identity"] if engine == "identity" else ["identity", engine]
     runs: dict[str, list[RunStats]] = {e: [] for e in engines}
-    for r in range(rounds):
-        for name in engines if r % 2 == 0 else engines[::-1]:
-            stats = run_pipeline(src, name, weights if name == engine else None, device, options, frames, work)
-            runs[name].append(stats)
-            log(f"round {r + 1}/{rounds}: {name:<10} {stats.frames} frames, {stats.fps:.2f} fps")
+    sampler = GpuSampler().start()
+    try:
+        for r in range(rounds):
+            for name in engines if r % 2 == 0 else engines[::-1]:
+                stats = run_pipeline(src, name, weights if name == engine else None, backend, options, frames, work)
+                runs[name].append(stats)
+                log(f"round {r + 1}/{rounds}: {name:<10} {stats.frames} frames, {stats.fps:.2f} fps")
+    finally:
+        sampler.stop()
+    gpu = sampler.report(frames=sum(r.frames for rs in runs.values() for r in rs))
     sample = decoded_frames(src, 12)
     h, w = sample[0].height, sample[0].width
-    enhancer = Enhancer(create_engine(engine, weights, device), device, 1.0, TemporalFilter())
+    enhancer = Enhancer(create_backend_engine(engine, weights, backend), backend.device, 1.0, TemporalFilter())
     enhance_ms = measure_enhance(sample, enhancer)
     peer_ms = measure_peers(sample, weights if engine == "sci" else None) if peers else {}
-    report = BenchReport(f"{w}x{h}", engine, device, runs, peer_ms, enhance_ms, input=str(src))
+    report = BenchReport(f"{w}x{h}", engine, backend.name, runs, peer_ms, enhance_ms, gpu=gpu, input=str(src))
     if scale:
-        report.scaling = scaling(engine, weights, device, scale)
+        report.scaling = scaling(engine, weights, backend, scale)
     return report
 
 
@@ -306,7 +319,7 @@ def format_table(report: BenchReport) -> str:
         f"enhancement (thumbnail + engine + temporal + slice, frames already decoded): {j['enhance_ms']:.2f} ms/frame",
         f"frame latency decoded → encoded: p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms, p99 {lat['p99']:.1f} ms",
         f"CPU cores used: {j['cpu_cores_used']:.2f}; peak RSS {j['peak_rss_mb']:.0f} MB",
-        "GPU: " + ("none (no NVIDIA GPU/NVML)" if not j["gpu"] else str(j["gpu"])),
+        format_gpu(j["gpu"]),
     ]
     if j["peers"]:
         lines += ["", "| alternative (per frame) | ms | streamfix speed-up |", "|---|---|---|"]

@@ -18,7 +18,7 @@ from streamfix.errors import StreamfixError
 from streamfix.faces.args import Parser
 
 #: the faces, in the order ``streamfix --help`` lists them
-FACES = ("enhance", "engines", "train", "demo")
+FACES = ("enhance", "live", "bench", "engines", "build_engines", "train", "eval", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

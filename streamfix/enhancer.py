@@ -18,7 +18,7 @@ from streamfix.grid.bilateral import BilateralGrid, Thumbnail
 from streamfix.grid.kernels import slice_rgb_cpu
 from streamfix.grid.planes import Planes
 from streamfix.grid.thumbnail import thumbnail_from_planes, thumbnail_from_rgb
-from streamfix.temporal import TemporalFilter
+from streamfix.temporal import TemporalFilter, TemporalStep
 
 STAGES = ("thumbnail", "engine", "temporal", "slice")
 
@@ -68,27 +68,33 @@ class Enhancer:
         self.clock = StageClock()
         self.scene_cuts: list[int] = []
         self.frames = 0
+        self.last_step: TemporalStep | None = None
 
     def bind_thread(self) -> None:
         """Apply the thread budget on the calling thread (numba's setting is per thread)."""
         import numba
 
-        torch.set_num_threads(self.threads)
+        # numba first: starting its OpenMP pool can reset torch's thread count
         numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
+        torch.set_num_threads(self.threads)
 
     def grid_for(self, thumb: Thumbnail) -> BilateralGrid:
         """Engine + temporal + strength for one thumbnail (timed)."""
         t0 = time.perf_counter()
-        grid = self.engine.predict(thumb)
+        if self.temporal is not None and self.temporal.observe(thumb):
+            self.scene_cuts.append(self.frames)
+            notify = getattr(self.engine, "scene_cut", None)  # stateful engines (excnet) restart
+            if notify is not None:
+                notify()
         t1 = time.perf_counter()
-        if self.temporal is not None:
-            step = self.temporal.update(grid, thumb)
-            grid = step.grid
-            if step.scene_cut:
-                self.scene_cuts.append(self.frames)
+        grid = self.engine.predict(thumb)
         t2 = time.perf_counter()
-        self.clock.add("engine", t1 - t0)
-        self.clock.add("temporal", t2 - t1)
+        if self.temporal is not None:
+            self.last_step = self.temporal.blend(grid, thumb)
+            grid = self.last_step.grid
+        t3 = time.perf_counter()
+        self.clock.add("engine", t2 - t1)
+        self.clock.add("temporal", (t1 - t0) + (t3 - t2))
         self.frames += 1
         return grid.with_strength(self.strength)
 

@@ -135,8 +135,21 @@ def _enhance_loop(enhancer: Enhancer, src: queue.Queue, out: queue.Queue, stop: 
         _put(out, _Failure(e), stop)
 
 
-def enhance_frame(enhancer: Enhancer, frame: av.VideoFrame) -> av.VideoFrame:
-    """Enhance one decoded frame into a new frame of the processing format (pts and tags kept)."""
+def enhance_frame(enhancer: Enhancer, frame: av.VideoFrame, bus: Bus | None = None) -> av.VideoFrame:
+    """Enhance one decoded frame into a new frame of the processing format (pts and tags kept).
+
+    Frames still in GPU memory (NVDEC, ``format.name == "cuda"``) are enhanced there and only the
+    result is downloaded (:mod:`streamfix.gpu.frames`); layouts that path does not take are
+    downloaded first and go the software way, with one line on ``bus`` (or on the bus
+    :func:`transcode` attached to the enhancer's device path).
+    """
+    if frame.format.name == "cuda":
+        from streamfix.gpu.frames import download_frame, enhance_device_frame
+
+        out = enhance_device_frame(enhancer, frame, bus)
+        if out is not None:
+            return out
+        frame = download_frame(frame)
     name = frame.format.name
     bits = max(c.bits for c in frame.format.components)
     proc = processing_format(name, bits, frame.width, frame.height)
@@ -160,8 +173,13 @@ def transcode(
     duration: float | None = None,
     allow_damaged: bool = False,
     on_reader: Callable[[VideoReader], None] | None = None,
+    hwaccel: str | None = "auto",
 ) -> TranscodeResult:
     """Enhance ``source`` into ``target``.
+
+    ``hwaccel``: ``"auto"`` decodes with NVDEC into GPU memory when the enhancer runs on CUDA
+    (falling back to software decoding with one informational line), ``"cuda"`` asks for it
+    regardless, None decodes in software.
 
     Raises:
         InputError / OutputError / UsageError: bad input or output (nothing written).
@@ -170,7 +188,13 @@ def transcode(
         Interrupted: Ctrl-C; nothing left at ``target``.
     """
     t0 = time.perf_counter()
-    reader = VideoReader(source, start, duration)
+    if hwaccel == "auto":
+        hwaccel = "cuda" if enhancer.device == "cuda" else None
+    reader = VideoReader(source, start, duration, hwaccel=hwaccel, bus=bus)
+    if reader.hw_decoding is None:  # frames will arrive in GPU memory: the device path reports on this bus
+        from streamfix.gpu.frames import device_path
+
+        device_path(enhancer, bus)
     if on_reader is not None:
         on_reader(reader)
     stop = threading.Event()

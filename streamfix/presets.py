@@ -11,7 +11,7 @@ from streamfix.errors import UsageError
 #: built-in defaults; ``pipelines/transcode.toml`` states the same values
 DEFAULTS: dict[str, dict[str, Any]] = {
     "enhance": {"engine": "sci", "strength": 1.0, "device": "auto"},
-    "temporal": {"mode": "on", "strength": 0.6},
+    "temporal": {"mode": "adaptive", "strength": 0.85},
     "encode": {"codec": "libx264", "crf": 20, "preset": "veryfast", "pix_fmt": None},
 }
 

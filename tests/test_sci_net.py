@@ -22,7 +22,7 @@ from streamfix.engines.sci_net import (
     save_enhance_weights,
     sci_loss,
 )
-from streamfix.train.sci import finetune_sci, frames_from_video, main, train_sci
+from streamfix.train.sci import finetune_sci, frames_from_video, load_training_images, main, train_sci
 
 
 def _shared_data() -> Path:
@@ -245,6 +245,32 @@ def test_training_loss_decreases(tmp_path: Path) -> None:
     assert stats["iterations"] == 30 and stats["images"] == 6 and stats["image_dirs"] == [str(data)]
     assert np.mean(hist[-5:]) < 0.8 * np.mean(hist[:5]), hist
     assert stats["final_loss"] == pytest.approx(np.mean(hist[-50:]))
+
+
+def test_training_images_filter_and_resize(tmp_path: Path) -> None:
+    data = _dark_dataset(tmp_path / "dark", n=3)
+    bright = np.full((600, 900, 3), 200, dtype=np.uint8)
+    assert cv2.imwrite(str(data / "bright.png"), bright)
+    images, used = load_training_images([data], long_side=512)
+    assert len(images) == 4 and max(images[used.index(data / "bright.png")].shape[:2]) == 512
+    lines: list[str] = []
+    images, used = load_training_images([data], max_mean=0.5, min_short=64, log=lines.append)
+    assert [p.name for p in used] == ["img0.png", "img1.jpg", "img2.bmp"]
+    assert all(min(im.shape[:2]) >= 64 and im.dtype == np.float32 for im in images)
+    assert any("bright.png" in line for line in lines)
+
+
+def test_crop_sampler_flips_and_channel_shuffle() -> None:
+    from streamfix.train.sci import _CropSampler
+
+    img = np.zeros((40, 50, 3), dtype=np.float32)
+    img[..., 0], img[..., 1], img[..., 2] = 0.1, 0.2, 0.3
+    plain = _CropSampler([img], 16, np.random.default_rng(0)).batch(8)
+    assert plain.shape == (8, 3, 16, 16)
+    assert torch.allclose(plain.mean((0, 2, 3)), torch.tensor([0.1, 0.2, 0.3]))
+    shuffled = _CropSampler([img], 16, np.random.default_rng(0), channel_shuffle=True).batch(16)
+    orders = {tuple(round(float(v), 1) for v in b.mean((1, 2))) for b in shuffled}
+    assert len(orders) > 1 and all(sorted(o) == [0.1, 0.2, 0.3] for o in orders)
 
 
 def test_training_is_deterministic(tmp_path: Path) -> None:

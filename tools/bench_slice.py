@@ -58,6 +58,29 @@ def main() -> None:
     print(f"| fused numba kernel (planes) | {fused[0]:.1f} | {fused[1]:.1f} |")
     print(f"| grid_sample reference (torch) | {ref[0]:.1f} | {ref[1]:.1f} |")
     print(f"speed-up (median): {ref[0] / fused[0]:.1f}x")
+    # the kernel's parts, as CPU time of this thread (robust to other load on the machine)
+    from streamfix.grid import kernels as K
+    from streamfix.grid.colour import affine_to_code_domain, depth_lut
+
+    c = K._cells_last(affine_to_code_domain(grid.coeffs, fmt))
+    lutz = depth_lut(grid.guide_curve(), fmt, 16).numpy()
+    z0 = np.floor(lutz).astype(np.int32)
+    wz = (lutz - z0).astype(np.float32)
+    lt, ct = np.empty((16, 16, 256, 3), np.float32), np.empty((16, 16, 256, 6), np.float32)
+    parts = {
+        "value tables": lambda: (K._value_tables(c, z0, wz, 0, 1, lt), K._value_tables(c, z0, wz, 4, 2, ct)),
+        "luma pass": lambda: K._luma_kernel(p.y, p.u, p.v, out.y, lt, 1, 1, 255),
+        "chroma pass": lambda: K._chroma_kernel(p.y, p.u, p.v, out.u, out.v, ct, 1, 1, 255),
+    }
+    print("| kernel part | thread-CPU ms (min of reps) |\n|---|---|")
+    for name, fn in parts.items():
+        fn()
+        ts = []
+        for _ in range(args.reps):
+            t = time.thread_time()
+            fn()
+            ts.append((time.thread_time() - t) * 1000)
+        print(f"| {name} | {min(ts):.2f} |")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ from streamfix.errors import StreamfixError, UsageError
 from streamfix.grid.bilateral import BilateralGrid, Thumbnail
 
 #: modules that register engines when imported
-_ENGINE_MODULES = ("streamfix.engines.identity", "streamfix.engines.sci")
+_ENGINE_MODULES = ("streamfix.engines.identity", "streamfix.engines.sci", "streamfix.engines.backlitnet",
+                  "streamfix.engines.excnet")
 
 
 def cards_dir() -> Path:

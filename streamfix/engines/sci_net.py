@@ -431,9 +431,7 @@ def _read_state(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError, RuntimeError (bad zip), EOFError, ...
         raise ValueError(f"{path}: not a readable PyTorch checkpoint ({exc})") from exc
-    if not isinstance(obj, dict) or not all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
-    ):
+    if not isinstance(obj, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
         raise ValueError(f"{path}: checkpoint is not a state dict of tensors")
     return dict(obj), {}
 
@@ -515,13 +513,14 @@ def save_enhance_weights(
     meta = {str(k): str(v) for k, v in (metadata or {}).items()}
     meta[FORMAT_KEY] = FORMAT_VALUE
     state = {
-        k: v.detach().to("cpu").contiguous().clone()
-        for k, v in net.state_dict().items()
-        if not k.startswith("blocks.")
+        k: v.detach().to("cpu").contiguous().clone() for k, v in net.state_dict().items() if not k.startswith("blocks.")
     }
     tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
     try:
         save_file(state, str(tmp), metadata=meta)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # safetensors creates 0600 files
         os.replace(tmp, p)
     finally:
         if tmp.exists():

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from streamfix.backends import select_device
+from streamfix.backends import BACKENDS, select_backend
 from streamfix.errors import UsageError
 from streamfix.events import Bus
 from streamfix.io.reader import check_input_path
@@ -30,11 +30,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pipeline", type=Path, help="preset TOML (default pipelines/bench.toml values)")
     p.add_argument("--engine", help="engine (default sci)")
     p.add_argument("--weights", type=Path, help="engine weights")
-    p.add_argument("--backend", choices=("auto", "cpu", "cuda"), help="where enhancement runs (default cpu)")
+    p.add_argument("--backend", choices=BACKENDS,
+                   help="where enhancement runs: auto, cpu, cuda, tensorrt (default: the preset's device, auto); "
+                   "on a GPU backend frames are decoded by NVDEC where it can, and the report's gpu field has NVML "
+                   "figures")
     p.add_argument("--frames", type=int, help="frames per run (default 150)")
     p.add_argument("--rounds", type=int, help="runs per engine, alternating (default 2)")
     p.add_argument("--preset", help="x264 preset (default veryfast)")
     p.add_argument("--crf", type=float, help="crf (default 20)")
+    p.add_argument("--codec", help="video encoder (default the preset's, libx264; h264_nvenc falls back to libx264 "
+                   "where the GPU has no NVENC)")
     p.add_argument("--no-peers", action="store_true", help="skip the alternatives")
     p.add_argument("--scaling", help="also time the enhancement at these resolutions, e.g. 480p,720p,1080p,1440p,4k")
     p.add_argument("--json", type=Path, help="write the report as JSON")
@@ -66,14 +71,14 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise UsageError(str(e)) from None
     enc = preset["encode"]
-    options = EncodeOptions(codec=enc["codec"], crf=args.crf if args.crf is not None else enc["crf"],
+    options = EncodeOptions(codec=args.codec or enc["codec"], crf=args.crf if args.crf is not None else enc["crf"],
                             preset=args.preset or enc["preset"])
     validate_encoder(options, Path("bench.mp4"))
     bus = Bus()
     bus.subscribe(lambda e: e.kind != "progress" and print(f"streamfix: {e.kind}: {e.message}", file=sys.stderr))
-    device = select_device(args.backend or preset["enhance"].get("device", "cpu"), bus)
+    backend = select_backend(args.backend or preset["enhance"].get("device", "cpu"), bus)
     engine = args.engine or preset["enhance"]["engine"]
-    report = bench(args.input, synthetic, engine, args.weights, device, frames, options, rounds,
+    report = bench(args.input, synthetic, engine, args.weights, backend, frames, options, rounds,
                    peers=not args.no_peers and bool(conf["peers"]), scale=scale,
                    log=lambda m: print(m, file=sys.stderr, flush=True))
     print(format_table(report))

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streamfix.backends import select_device
-from streamfix.engines import create_engine
-from streamfix.enhancer import Enhancer
+from streamfix.adapt import OnlineAdapter
+from streamfix.backends import BACKENDS, Backend, create_backend_engine, select_backend
+from streamfix.enhancer import STAGES, Enhancer
 from streamfix.errors import InputError, OutputError, UsageError
 from streamfix.events import Bus, Event
 from streamfix.faces.args import seconds, unit_float
@@ -20,7 +20,7 @@ from streamfix.io.reader import check_input_path
 from streamfix.io.writer import EncodeOptions, check_output_path, validate_encoder
 from streamfix.pipeline import transcode
 from streamfix.presets import load_preset
-from streamfix.temporal import TemporalFilter
+from streamfix.temporal import TemporalFilter, resolve_mode
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -42,20 +42,55 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pipeline", type=Path, help="preset TOML (see pipelines/)")
     p.add_argument("--engine", help="engine name (see `streamfix engines`; default sci)")
     p.add_argument("--weights", type=Path, help="engine weights (.safetensors, or an official SCI .pt)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where engine and slicing run (default auto)")
+    be = p.add_mutually_exclusive_group()
+    be.add_argument("--backend", choices=BACKENDS,
+                    help="where engine and slicing run: auto (TensorRT if installed and a GPU is present, else CUDA, "
+                    "else CPU), cpu, cuda, tensorrt (default auto)")
+    be.add_argument("--device", dest="backend", choices=BACKENDS, help="the same as --backend (older name)")
     p.add_argument("--strength", type=unit_float("--strength"), help="0 = unchanged … 1 = full effect (default 1)")
-    p.add_argument("--temporal", choices=("on", "off"),
-                   help="carry the grid across frames, reset at scene cuts (default on)")
+    p.add_argument("--temporal", choices=("off", "on", "smooth", "adaptive"),
+                   help="carry the grid across frames, reset at scene cuts: smooth = fixed blend, adaptive = "
+                        "suppress the engine's jitter but follow real lighting changes "
+                        "(default adaptive; on = adaptive)")
     p.add_argument("--temporal-strength", type=unit_float("--temporal-strength"),
-                   help="weight of the previous frame's grid, [0, 1) (default 0.6)")
-    p.add_argument("--codec", help="video encoder (default libx264; h264_nvenc falls back to libx264 without a GPU)")
+                   help="weight of the previous frame's grid in steady state, [0, 1) (default 0.85)")
+    p.add_argument("--excnet-iters", type=_non_negative_int,
+                   help="excnet: optimiser steps per frame after the first (default 4, from the card; "
+                        "a converged frame takes none)")
+    p.add_argument("--adapt", type=_positive_float, metavar="SECONDS",
+                   help="fine-tune the engine (sci) on the first SECONDS of the video while it plays (off by default)")
+    p.add_argument("--codec", help="video encoder (default libx264; h264_nvenc falls back to libx264 without NVENC; "
+                   "auto: h264_nvenc when the backend is on a GPU that has NVENC, else libx264)")
     p.add_argument("--crf", type=float, help="constant rate factor for x264/x265/svtav1/vp9 (default 20)")
     p.add_argument("--preset", help="encoder preset, e.g. ultrafast…veryslow (default veryfast)")
     p.add_argument("--pix-fmt", help="output pixel format (default yuv420p; yuv420p10le + libx265 keeps 10 bits)")
     p.add_argument("--allow-damaged", action="store_true",
                    help="exit 0 when the input is damaged (the output holds what decoded either way)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--stats", action="store_true",
+                   help="after a video, print per-stage timings and GPU figures (utilisation, memory, power, "
+                   "NVDEC/NVENC)")
     p.set_defaults(func=run)
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be ≥ 0, got {v}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < v < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return v
 
 
 @dataclass(frozen=True)
@@ -64,11 +99,13 @@ class Settings:
 
     engine: str
     weights: Path | None
-    device: str
+    device: str  # the requested backend: auto | cpu | cuda | tensorrt (named before backends had names)
     strength: float
     temporal: str
     temporal_strength: float
     encode: EncodeOptions
+    excnet_iters: int | None = None  # excnet: optimiser steps per frame (None: the card's)
+    adapt: float | None = None  # seconds of video to fine-tune the engine on (None: off)
 
 
 def resolve(args: argparse.Namespace) -> Settings:
@@ -83,12 +120,17 @@ def resolve(args: argparse.Namespace) -> Settings:
     crf = pick(args.crf, "encode", "crf")
     if crf is not None and not 0 <= float(crf) <= 63:
         raise UsageError(f"--crf must be in [0, 63], got {crf:g}")
+    mode = str(pick(args.temporal, "temporal", "mode"))
+    try:
+        resolve_mode(mode)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     return Settings(
         engine=pick(args.engine, "enhance", "engine"),
         weights=args.weights,
-        device=pick(args.device, "enhance", "device"),
+        device=pick(args.backend, "enhance", "device"),
         strength=float(pick(args.strength, "enhance", "strength")),
-        temporal=str(pick(args.temporal, "temporal", "mode")),
+        temporal=mode,
         temporal_strength=ts,
         encode=EncodeOptions(
             codec=pick(args.codec, "encode", "codec"),
@@ -96,6 +138,8 @@ def resolve(args: argparse.Namespace) -> Settings:
             preset=pick(args.preset, "encode", "preset"),
             pix_fmt=pick(args.pix_fmt, "encode", "pix_fmt"),
         ),
+        excnet_iters=getattr(args, "excnet_iters", None),
+        adapt=getattr(args, "adapt", None),
     )
 
 
@@ -140,11 +184,57 @@ def _human(n: float) -> str:
     return f"{n:.1f} GB"
 
 
-def build_enhancer(s: Settings, bus: Bus, video: bool) -> Enhancer:
-    device = select_device(s.device, bus)
-    engine = create_engine(s.engine, s.weights, device)
-    temporal = TemporalFilter(s.temporal_strength) if (video and s.temporal == "on") else None
-    return Enhancer(engine, device, s.strength, temporal)
+def build_enhancer(
+    s: Settings, bus: Bus, video: bool, backend: Backend | None = None, fps: float = 30.0
+) -> Enhancer:
+    """The engine on its backend (``s.device`` resolved unless ``backend`` is given), temporal filter for video.
+
+    ``fps`` (video) sets the temporal filter's time constants and the ``--adapt`` window.
+    """
+    backend = backend or select_backend(s.device, bus)
+    engine: Any = create_backend_engine(s.engine, s.weights, backend, bus)
+    if s.excnet_iters is not None:
+        if not hasattr(engine, "set_iterations"):
+            raise UsageError(f"--excnet-iters applies to the excnet engine, not {s.engine!r}")
+        engine.set_iterations(s.excnet_iters)
+    if s.adapt is not None and video:
+        try:
+            engine = OnlineAdapter(engine, s.adapt, fps)
+        except ValueError as e:
+            raise UsageError(f"--adapt: {e}") from None
+        bus.info("adapt", f"fine-tuning {s.engine} on the first {s.adapt:g} s of the video as it plays")
+    mode = resolve_mode(s.temporal)
+    temporal = TemporalFilter(s.temporal_strength, mode=mode, fps=fps) if (video and mode != "off") else None
+    return Enhancer(engine, backend.device, s.strength, temporal)
+
+
+def video_fps(path: Path) -> float:
+    """The video's average frame rate (30 when the container does not say)."""
+    import av
+
+    try:
+        with av.open(str(path)) as c:
+            rate = c.streams.video[0].average_rate if c.streams.video else None
+            return float(rate) if rate else 30.0
+    except (av.FFmpegError, OSError, ValueError, ZeroDivisionError):
+        return 30.0
+
+
+def resolve_codec(options: EncodeOptions, backend: Backend, bus: Bus) -> EncodeOptions:
+    """``--codec auto``: h264_nvenc where the backend is on a GPU whose NVENC opens, else libx264."""
+    if options.codec != "auto":
+        return options
+    from dataclasses import replace
+
+    from streamfix.gpu.probe import nvenc_available
+
+    if backend.on_gpu and nvenc_available("h264_nvenc"):
+        codec, why = "h264_nvenc", f"{backend.gpu or 'the GPU'} has NVENC"
+    else:
+        codec = "libx264"
+        why = "the backend runs on the CPU" if not backend.on_gpu else f"{backend.gpu or 'this GPU'} has no NVENC"
+    bus.info("encoder", f"--codec auto → {codec} ({why})")
+    return replace(options, codec=codec)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -168,18 +258,61 @@ def _run_video(src: Path, dst: Path, s: Settings, bus: Bus, args: argparse.Names
     check_input_path(src)
     if is_image_path(dst):
         raise UsageError(f"output {dst.name} is an image but the input {src.name} is a video")
-    validate_encoder(s.encode, dst)
+    if s.encode.codec != "auto":
+        validate_encoder(s.encode, dst)
     check_output_path(dst, [src], args.overwrite)
     if args.duration is not None and args.duration <= 0:
         raise UsageError("-t must be positive")
-    enhancer = build_enhancer(s, bus, video=True)
-    result = transcode(src, dst, enhancer, s.encode, bus, args.start, args.duration, args.allow_damaged)
-    cuts = f", {len(result.scene_cuts)} scene cuts" if s.temporal == "on" else ""
+    backend = select_backend(s.device, bus)
+    encode = resolve_codec(s.encode, backend, bus)
+    if encode is not s.encode:
+        validate_encoder(encode, dst)
+    enhancer = build_enhancer(s, bus, video=True, backend=backend, fps=video_fps(src))
+    sampler = None
+    if getattr(args, "stats", False):
+        from streamfix.telemetry import GpuSampler
+
+        sampler = GpuSampler().start()
+    try:
+        result = transcode(src, dst, enhancer, encode, bus, args.start, args.duration, args.allow_damaged)
+    finally:
+        if sampler is not None:
+            sampler.stop()
+    cuts = f", {len(result.scene_cuts)} scene cuts" if enhancer.temporal is not None else ""
+    if isinstance(enhancer.engine, OnlineAdapter):
+        r = enhancer.engine.report()
+        bus.info("adapt", f"{r['frames_adapted']} frames, {r['steps']} steps in {r['seconds']:.1f} s, "
+                          f"SCI loss {r['first_loss']:.4f} → {r['last_loss']:.4f}")
     print(
         f"{result.frames} frames in {result.seconds:.1f} s ({result.fps:.1f} fps), "
         f"{result.packets_copied} audio/subtitle packets copied{cuts} → {dst} ({_human(result.bytes)})"
     )
+    if sampler is not None:
+        print(format_stats(result, enhancer, backend, sampler.report(frames=result.frames)))
     return 0
+
+
+def format_stats(result: Any, enhancer: Enhancer, backend: Backend, gpu: dict[str, Any] | None) -> str:
+    """``--stats``: mean ms per frame of each stage, latency percentiles, and the GPU line."""
+    import numpy as np
+
+    from streamfix.telemetry import format_gpu
+
+    def mean(values: list[float]) -> str:
+        return f"{float(np.mean(values)):.2f}" if values else "-"
+
+    stages = [("decode", result.stats.stage_ms.get("decode", []))]
+    stages += [(k, enhancer.clock.ms.get(k, [])) for k in STAGES]
+    stages += [("encode", result.stats.stage_ms.get("encode", []))]
+    lat = result.stats.latency_ms
+    lat_txt = (f"latency decoded → encoded p50 {np.percentile(lat, 50):.1f} ms, p95 {np.percentile(lat, 95):.1f} ms"
+               if lat else "latency -")
+    where = backend.name + (f" on {backend.gpu}" if backend.gpu else "")
+    return "\n".join([
+        f"stats ({where}), ms per frame: " + ", ".join(f"{k} {mean(v)}" for k, v in stages),
+        lat_txt,
+        format_gpu(gpu),
+    ])
 
 
 def _run_image(src: Path, dst: Path, s: Settings, bus: Bus, overwrite: bool | None) -> int:

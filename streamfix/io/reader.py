@@ -16,6 +16,11 @@ from pathlib import Path
 import av
 
 from streamfix.errors import InputError
+from streamfix.events import Bus
+
+#: decoder surfaces NVDEC allocates on top of its own needs when frames stay on the GPU: decoded
+#: frames waiting in the pipeline's queues each hold one (see ``streamfix.pipeline.QUEUE_DEPTH``)
+EXTRA_HW_FRAMES = 16
 
 
 @dataclass
@@ -89,15 +94,25 @@ class VideoReader:
         path: the input file.
         start: seconds to skip (``-ss``); frames before it are decoded and dropped.
         duration: seconds to keep (``-t``).
+        hwaccel: ``"cuda"`` to decode with NVDEC and keep the frames in GPU memory
+            (``frame.format.name == "cuda"``, planes exported through DLPack), or None. Where that
+            cannot be had — no device, no NVDEC decoder for the codec, a stream NVDEC refuses
+            (4:2:2, 10-bit H.264, AV1 on older GPUs) — decoding goes on in software and ``bus``
+            gets one informational line saying why.
+        bus: where the hardware-decoding notes go.
 
     Attributes:
         video: the first video stream. copy_streams: audio and subtitle streams to copy.
         report: the :class:`DecodeReport`, filled while iterating.
+        hw_decoding: whether frames come from the hardware decoder: None until the first frame
+            (when ``hwaccel`` was asked for), False when it is not in use.
     """
 
-    def __init__(self, path: Path, start: float | None = None, duration: float | None = None) -> None:
+    def __init__(self, path: Path, start: float | None = None, duration: float | None = None,
+                 hwaccel: str | None = None, bus: Bus | None = None) -> None:
         check_input_path(path)
         self.path = path
+        self.bus = bus
         try:
             self.container = av.open(str(path), "r")
         except av.FFmpegError as e:
@@ -107,6 +122,10 @@ class VideoReader:
             self.container.close()
             what = " and ".join(kinds) if kinds else "no streams"
             raise InputError(f"input {path} has no video stream ({what} only)")
+        self.hwaccel = hwaccel
+        self.hw_decoding: bool | None = False
+        if hwaccel is not None:
+            self._open_hardware(hwaccel)
         self.video = self.container.streams.video[0]
         self.video.thread_type = "AUTO"
         self.copy_streams = [s for s in self.container.streams if s.type in ("audio", "subtitle")]
@@ -124,6 +143,45 @@ class VideoReader:
             expected_end=self._expected_end(),
             decoded_end=self.window[0],
         )
+
+    def _note(self, message: str) -> None:
+        if self.bus is not None:
+            self.bus.info("decode", message)
+
+    def _open_hardware(self, device_type: str) -> None:
+        """Reopen the (already validated) input with hardware decoding; keep software on failure.
+
+        ``allow_software_fallback`` covers streams the hardware decoder refuses, not a missing
+        device: without one ``av.open`` raises (an ``av.FFmpegError``), so that is caught here.
+        """
+        from av.codec.hwaccel import HWAccel
+
+        codec = self.container.streams.video[0].codec_context.name
+        try:
+            hw = av.open(str(self.path), "r", hwaccel=HWAccel(device_type, allow_software_fallback=True,
+                                                                   is_hw_owned=True))
+        except (av.FFmpegError, RuntimeError, NotImplementedError, ValueError) as e:
+            self._note(f"hardware decoding ({device_type}) is not available here ({_reason(e)}); "
+                       f"decoding {codec} in software")
+            return
+        if not hw.streams.video[0].codec_context.is_hwaccel:
+            hw.close()
+            self._note(f"the {device_type} decoder has no support for {codec}; decoding it in software")
+            return
+        self.container.close()
+        self.container = hw
+        ctx = hw.streams.video[0].codec_context
+        ctx.options = {**(ctx.options or {}), "extra_hw_frames": str(EXTRA_HW_FRAMES)}
+        self.hw_decoding = None
+
+    def _check_first_frame(self, frame: av.VideoFrame) -> None:
+        """Say once if the hardware decoder handed the stream back to software (``get_format`` fallback)."""
+        self.hw_decoding = frame.format.name == self.hwaccel
+        if not self.hw_decoding:
+            ctx = self.video.codec_context
+            profile = f" {ctx.profile}" if getattr(ctx, "profile", None) else ""
+            self._note(f"the {self.hwaccel} decoder cannot decode this stream ({ctx.name}{profile}, "
+                       f"{frame.format.name}); decoding it in software")
 
     # -- facts about the input -------------------------------------------------------------
     @property
@@ -224,6 +282,8 @@ class VideoReader:
                     self.report.decoded_end = float((last_pts + max(step, frame.duration or 0)) * tb)
                     frame.pts -= shift[self.video.index]
                     self.report.frames += 1
+                    if self.hw_decoding is None:
+                        self._check_first_frame(frame)
                     if frame.is_corrupt:
                         self.report.corrupt_frames += 1
                     yield frame

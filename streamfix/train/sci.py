@@ -133,9 +133,7 @@ def _fit_long_side(img: np.ndarray, long_side: int, min_short: int = 0) -> np.nd
         h, w = img.shape[:2]
     if min(h, w) < min_short:
         s = min_short / min(h, w)
-        img = cv2.resize(
-            img, (max(min_short, math.ceil(w * s)), max(min_short, math.ceil(h * s))), cv2.INTER_LINEAR
-        )
+        img = cv2.resize(img, (max(min_short, math.ceil(w * s)), max(min_short, math.ceil(h * s))), cv2.INTER_LINEAR)
     return img
 
 
@@ -144,11 +142,15 @@ def load_training_images(
     long_side: int = 512,
     min_short: int = 0,
     log: Log | None = None,
+    max_mean: float | None = None,
 ) -> tuple[list[np.ndarray], list[Path]]:
     """Read every image of the folders as RGB float32 ``(H, W, 3)`` in ``[0, 1]``.
 
     Images are downscaled (INTER_AREA) so the long side is at most ``long_side``, and upscaled
-    if their short side is below ``min_short``. Unreadable files are skipped with a log line.
+    if their short side is below ``min_short``. Unreadable files are skipped with a log line;
+    so are images whose mean value (over pixels and channels, in ``[0, 1]``) exceeds
+    ``max_mean``, when given: SCI learns an enhancement strength matched to the darkness of
+    its training data, so bright images in a low-light folder weaken it.
 
     Returns:
         ``(images, paths)`` of the images read.
@@ -164,20 +166,29 @@ def load_training_images(
             if log is not None:
                 log(f"skipping unreadable image {p}")
             continue
+        if max_mean is not None and float(rgb.mean()) > max_mean:
+            if log is not None:
+                log(f"skipping {p}: mean {float(rgb.mean()):.3f} > {max_mean:g}")
+            continue
         images.append(np.ascontiguousarray(_fit_long_side(rgb, long_side, min_short)))
         used.append(p)
     if not images:
-        raise InputError(f"no readable image in {', '.join(str(d) for d in image_dirs)}")
+        cond = f" with mean ≤ {max_mean:g}" if max_mean is not None else ""
+        raise InputError(f"no readable image{cond} in {', '.join(str(d) for d in image_dirs)}")
     return images, used
 
 
 class _CropSampler:
-    """Random crops with random horizontal/vertical flips, cycling through shuffled images."""
+    """Random crops with random horizontal/vertical flips (and, with ``channel_shuffle``, a
+    random permutation of the RGB channels), cycling through shuffled images."""
 
-    def __init__(self, images: Sequence[np.ndarray], crop: int, rng: np.random.Generator) -> None:
+    def __init__(
+        self, images: Sequence[np.ndarray], crop: int, rng: np.random.Generator, channel_shuffle: bool = False
+    ) -> None:
         self.images = images
         self.crop = crop
         self.rng = rng
+        self.channel_shuffle = channel_shuffle
         self._order: list[int] = []
 
     def _next_index(self) -> int:
@@ -198,6 +209,8 @@ class _CropSampler:
                 patch = patch[:, ::-1]
             if self.rng.random() < 0.5:
                 patch = patch[::-1]
+            if self.channel_shuffle:
+                patch = patch[..., self.rng.permutation(3)]
             out[k] = patch
         return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
 
@@ -277,6 +290,8 @@ def train_sci(
     log_every: int = 50,
     threads: int | None = None,
     init: EnhanceNetwork | str | os.PathLike[str] | None = None,
+    max_mean: float | None = None,
+    channel_shuffle: bool = True,
 ) -> tuple[EnhanceNetwork, dict[str, object]]:
     """Self-calibrated SCI training on unpaired low-light images.
 
@@ -295,10 +310,15 @@ def train_sci(
         init: start from these enhance weights (an :class:`EnhanceNetwork` or a weights file;
             an official ``.pt`` also provides the calibrate weights) instead of the official
             random initialisation.
+        max_mean: train only on images whose mean value is at most this (``None``: all).
+        channel_shuffle: also permute the RGB channels of each crop at random (not in the
+            official code). Without it, runs on DICM/SICE learned a per-channel illumination
+            offset (a flat grey input came out magenta); the loss is symmetric in the
+            channels, so permuted data push the network towards a channel-symmetric estimate.
 
     Returns:
         ``(net, stats)``: the trained :class:`EnhanceNetwork` in eval mode, and
-        ``{"iterations", "batch_size", "crop", "seed", "images", "image_dirs", "seconds",
+        ``{"iterations", "batch_size", "crop", "seed", "images", "image_dirs", "max_mean", "seconds",
         "final_loss", "last_loss", "first_loss", "loss_history"}`` (``final_loss``: mean of the
         last 50 losses; ``loss_history``: every iteration's loss).
 
@@ -310,7 +330,7 @@ def train_sci(
     if iterations < 1 or batch_size < 1 or crop < 8:
         raise ValueError("iterations and batch_size must be ≥ 1 and crop ≥ 8")
     with _threads(threads):
-        images, used = load_training_images(image_dirs, long_side=long_side, min_short=crop, log=log)
+        images, used = load_training_images(image_dirs, long_side=long_side, min_short=crop, log=log, max_mean=max_mean)
         if log is not None:
             log(
                 f"SCI training: {len(images)} images from {len(image_dirs)} folder(s), {iterations} "
@@ -324,7 +344,7 @@ def train_sci(
             _init_from(model, init)
         model.train()
         opt = _optimiser(model.parameters(), lr)
-        sampler = _CropSampler(images, crop, rng)
+        sampler = _CropSampler(images, crop, rng, channel_shuffle=channel_shuffle)
         progress = _Progress(iterations, log_every, log, "train")
         for it in range(1, iterations + 1):
             x = sampler.batch(batch_size)
@@ -341,6 +361,8 @@ def train_sci(
         "seed": seed,
         "images": len(used),
         "image_dirs": [str(d) for d in image_dirs],
+        "max_mean": max_mean,
+        "channel_shuffle": channel_shuffle,
         "seconds": round(progress.seconds, 1),
         "final_loss": progress.final_loss(),
         "last_loss": progress.losses[-1],
@@ -510,9 +532,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="folder of low-light images to train on (repeatable; PNG/JPEG/BMP/TIFF, recursive)",
     )
-    src.add_argument(
-        "--finetune", metavar="VIDEO", default=None, help="fine-tune on the first seconds of this video"
-    )
+    src.add_argument("--finetune", metavar="VIDEO", default=None, help="fine-tune on the first seconds of this video")
     parser.add_argument(
         "--weights",
         metavar="W",
@@ -523,8 +543,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--iterations",
         type=int,
         default=None,
-        help=f"optimiser steps (default {DEFAULT_TRAIN_ITERATIONS}; {DEFAULT_FINETUNE_ITERATIONS} "
-        "with --finetune)",
+        help=f"optimiser steps (default {DEFAULT_TRAIN_ITERATIONS}; {DEFAULT_FINETUNE_ITERATIONS} with --finetune)",
     )
     parser.add_argument(
         "--batch-size", type=int, default=None, help="crops/frames per step (default 4; 1 with --finetune)"
@@ -542,13 +561,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_OUT,
         help=f"output weights (default {DEFAULT_OUT})",
     )
+    parser.add_argument(
+        "--max-mean",
+        type=float,
+        default=None,
+        metavar="M",
+        help="train only on images whose mean value (0-1) is at most M, e.g. 0.25 (default: all)",
+    )
+    parser.add_argument(
+        "--no-channel-shuffle",
+        dest="channel_shuffle",
+        action="store_false",
+        help="train without the random RGB channel permutation (the official code has none)",
+    )
     parser.add_argument("--log-every", type=int, default=None, help="progress interval in iterations")
-    parser.add_argument(
-        "--seconds", type=float, default=3.0, help="--finetune: seconds of video to use (default 3)"
-    )
-    parser.add_argument(
-        "--max-frames", type=int, default=48, help="--finetune: most frames to use (default 48)"
-    )
+    parser.add_argument("--seconds", type=float, default=3.0, help="--finetune: seconds of video to use (default 3)")
+    parser.add_argument("--max-frames", type=int, default=48, help="--finetune: most frames to use (default 48)")
     parser.add_argument(
         "--self-calibrated",
         action="store_true",
@@ -568,6 +596,8 @@ def _check_args(args: argparse.Namespace) -> Path:
             raise UsageError(f"--{name.replace('_', '-')} must be ≥ 1, got {v}")
     if args.crop is not None and args.crop < 8:
         raise UsageError(f"--crop must be ≥ 8, got {args.crop}")
+    if args.max_mean is not None and not 0.0 < args.max_mean <= 1.0:
+        raise UsageError(f"--max-mean must be in (0, 1], got {args.max_mean}")
     if args.seconds <= 0 or args.max_frames < 1:
         raise UsageError("--seconds must be > 0 and --max-frames ≥ 1")
     out = Path(args.out)
@@ -602,11 +632,15 @@ def run(args: argparse.Namespace) -> int:
                 log_every=args.log_every or 50,
                 threads=args.threads,
                 init=args.weights,
+                max_mean=args.max_mean,
+                channel_shuffle=args.channel_shuffle,
             )
             meta = {
                 "mode": "train",
                 "data_dirs": json.dumps(stats["image_dirs"]),
                 "images": str(stats["images"]),
+                "max_mean": "" if args.max_mean is None else str(args.max_mean),
+                "channel_shuffle": str(args.channel_shuffle).lower(),
                 "iterations": str(stats["iterations"]),
                 "batch_size": str(stats["batch_size"]),
                 "crop": str(stats["crop"]),

@@ -1,0 +1,608 @@
+"""Train BacklitNet end to end on (input, target) pairs: the loss is computed after slicing.
+
+Each step takes a batch of random crops (random position, area 30–100 % of the image, aspect
+0.6–1.67, random horizontal flip). A crop is resized twice: to the network's square input (the
+engine's own :func:`~streamfix.engines.backlitnet.network_input`) and to a ``crop``² "full
+resolution" view. The predicted grid and guide are sliced onto the full-resolution view with
+:func:`~streamfix.engines.backlitnet_net.slice_batch` (differentiable in both), so the grid and
+the guide curve are learned through the same lookup the fused kernels do (HDRNet's recipe).
+
+Loss, per batch (``x`` input view, ``ŷ`` sliced output, ``y`` target):
+
+* ``L1(ŷ, y) + 0.5 · (1 − SSIM(ŷ, y))`` — SICE's pair of losses (SSIM with an 11×11 Gaussian
+  window, σ 1.5);
+* ``0.5 · Σ w·|ŷ − y| / (Σ w + ε)`` with ``w = S · (1 − Y(x))²`` — BacklitNet's term: the predicted
+  saliency ``S`` (detached) times the backlit brightness prior (the dark part of a backlit frame is
+  the subject that needs restoring), so errors on the subject count more;
+* ``0.1 · BCE(S, clip(|Y(y) − Y(x)| / 0.2, 0, 1))`` — the saliency head learns where the image
+  needs fixing (BAID has no saliency labels; the pairs say where the retouch acts);
+* ``1e-3 ·`` total variation of the coefficients across cells and luma bins (no seams, no
+  ringing tone curves);
+* ``1.0 ·`` :func:`monotonicity_penalty`: every cell's tone curve for grey must rise with a slope
+  of at least 0.2 (no tone inversions or posterised patches where dark regions are lifted).
+
+Data: paired folders ``DIR/input/NAME`` + ``DIR/target/NAME`` (``--pairs``, split by
+:func:`split_names`: only the ``train`` half is used unless ``--split all``) and synthetic pairs
+(``--synthetic``, all used; written by ``streamfix train synth-pairs``). Each folder is one
+group; real groups share ``real_share`` of the samples equally, synthetic groups the rest.
+
+Command line::
+
+    streamfix train synth-pairs --images DIR … --out SYNTH
+    streamfix train backlitnet --pairs FIVEK --pairs LOL --synthetic SYNTH --out engines/backlitnet.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shlex
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from streamfix.engines.backlitnet import network_input
+from streamfix.engines.backlitnet_net import (
+    BacklitNet,
+    BacklitNetConfig,
+    batched_interp1d,
+    save_backlitnet,
+    slice_batch,
+)
+from streamfix.errors import InputError, Interrupted, OutputError, StreamfixError, UsageError
+from streamfix.grid.slicing import RGB_LUMA
+
+__all__ = [
+    "SPLITS",
+    "add_arguments",
+    "add_synth_arguments",
+    "backlitnet_loss",
+    "jitter_frames",
+    "list_pairs",
+    "monotonicity_penalty",
+    "run",
+    "run_synth",
+    "split_names",
+    "ssim_torch",
+    "train_backlitnet",
+]
+
+#: file extensions read as images (case-insensitive)
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+#: the halves of a paired set: sorted names, even positions train, odd positions validation
+SPLITS = ("train", "val", "all")
+DEFAULT_OUT = "engines/backlitnet.safetensors"
+DEFAULT_ITERATIONS = 3000
+
+Log = Callable[[str], None]
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------------------------
+# data
+
+
+def split_names(names: Sequence[str], part: str) -> list[str]:
+    """The deterministic train/validation split of a paired set.
+
+    Names are sorted as plain strings; positions 0, 2, 4, … form the ``train`` half and 1, 3, 5, …
+    the ``val`` half (``all``: every name). FiveK's 8 pairs split 4/4, LOL's 25 split 13/12.
+
+    >>> split_names(["b", "a", "d", "c", "e"], "val")
+    ['b', 'd']
+    """
+    if part not in SPLITS:
+        raise ValueError(f"unknown split {part!r}; use one of {', '.join(SPLITS)}")
+    ordered = sorted(names)
+    if part == "all":
+        return ordered
+    start = 0 if part == "train" else 1
+    return ordered[start::2]
+
+
+def list_pairs(root: str | os.PathLike[str], part: str = "all") -> list[tuple[str, Path, Path]]:
+    """``(name, input path, target path)`` for the names present in both ``input/`` and ``target/``.
+
+    Raises:
+        InputError: the folder lacks ``input/`` or ``target/``, or no name is in both.
+    """
+    root = Path(root)
+    dirs = root / "input", root / "target"
+    for d in dirs:
+        if not d.is_dir():
+            raise InputError(f"{root}: not a paired set (no {d.name}/ folder)")
+    found = [{p.name for p in d.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS} for d in dirs]
+    names = sorted(found[0] & found[1])
+    if not names:
+        raise InputError(f"{root}: no image is in both input/ and target/")
+    return [(n, dirs[0] / n, dirs[1] / n) for n in split_names(names, part)]
+
+
+def _fit_long_side(img: np.ndarray, long_side: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    s = long_side / max(h, w)
+    if s >= 1.0:
+        return img
+    return cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+
+
+def _load_group(root: Path, part: str, long_side: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    from streamfix.metrics import read_rgb
+
+    out = []
+    for name, pin, ptg in list_pairs(root, part):
+        a, b = read_rgb(pin), read_rgb(ptg)
+        if a.shape != b.shape:
+            raise InputError(f"{root}: {name} input {a.shape[:2]} and target {b.shape[:2]} differ in size")
+        out.append((_fit_long_side(a, long_side), _fit_long_side(b, long_side)))
+    return out
+
+
+class PairSampler:
+    """Random crops of (input, target) pairs from several groups, drawn with fixed group shares.
+
+    Args:
+        groups: per group, a list of uint8 ``(H, W, 3)`` (input, target) pairs.
+        shares: probability of drawing from each group (normalised).
+        crop: side of the square full-resolution view.
+        input_size: side of the network's square input.
+        rng: the random generator.
+    """
+
+    def __init__(
+        self,
+        groups: Sequence[Sequence[tuple[np.ndarray, np.ndarray]]],
+        shares: Sequence[float],
+        crop: int,
+        input_size: int,
+        rng: np.random.Generator,
+    ) -> None:
+        self.groups = [list(g) for g in groups]
+        p = np.asarray(shares, np.float64)
+        self.shares = p / p.sum()
+        self.crop = crop
+        self.input_size = input_size
+        self.rng = rng
+
+    def _window(self, h: int, w: int) -> tuple[int, int, int, int]:
+        area = self.rng.uniform(0.3, 1.0) * h * w
+        aspect = math.exp(self.rng.uniform(math.log(0.6), math.log(1.0 / 0.6)))
+        ch = int(round(min(h, math.sqrt(area / aspect))))
+        cw = int(round(min(w, math.sqrt(area * aspect))))
+        ch, cw = max(8, ch), max(8, cw)
+        y = int(self.rng.integers(0, h - ch + 1))
+        x = int(self.rng.integers(0, w - cw + 1))
+        return y, x, ch, cw
+
+    def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(lo (n, 3, S, S), hi (n, 3, crop, crop), target (n, 3, crop, crop))`` float32 in [0, 1]."""
+        lo, hi, tg = [], [], []
+        for _ in range(n):
+            g = self.groups[int(self.rng.choice(len(self.groups), p=self.shares))]
+            a, b = g[int(self.rng.integers(0, len(g)))]
+            y, x, ch, cw = self._window(*a.shape[:2])
+            pa, pb = a[y : y + ch, x : x + cw], b[y : y + ch, x : x + cw]
+            if self.rng.random() < 0.5:
+                pa, pb = pa[:, ::-1], pb[:, ::-1]
+            native = torch.from_numpy(np.ascontiguousarray(pa)).permute(2, 0, 1).float() / 255.0
+            lo.append(network_input(native, self.input_size))
+            size = (self.crop, self.crop)
+            hi.append(cv2.resize(np.ascontiguousarray(pa), size, interpolation=cv2.INTER_AREA))
+            tg.append(cv2.resize(np.ascontiguousarray(pb), size, interpolation=cv2.INTER_AREA))
+
+        def stack(xs: list[np.ndarray]) -> torch.Tensor:
+            return torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).float() / 255.0
+
+        return torch.cat(lo), stack(hi), stack(tg)
+
+
+# --------------------------------------------------------------------------------------------
+# losses
+
+
+def _gauss_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    x = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :]).view(1, 1, size, size)
+
+
+_WINDOW = _gauss_window()
+
+
+def ssim_torch(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean SSIM of ``(B, C, H, W)`` images in ``[0, 1]`` (11×11 Gaussian window, σ 1.5, valid region)."""
+    c = a.shape[1]
+    win = _WINDOW.to(a).expand(c, 1, -1, -1)
+
+    def f(x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, win, groups=c)
+
+    mu_a, mu_b = f(a), f(b)
+    saa = f(a * a) - mu_a**2
+    sbb = f(b * b) - mu_b**2
+    sab = f(a * b) - mu_a * mu_b
+    c1, c2 = 0.01**2, 0.03**2
+    s = ((2 * mu_a * mu_b + c1) * (2 * sab + c2)) / ((mu_a**2 + mu_b**2 + c1) * (saa + sbb + c2))
+    return s.mean()
+
+
+def _luma(x: torch.Tensor) -> torch.Tensor:
+    return (x * x.new_tensor(RGB_LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
+
+
+def monotonicity_penalty(
+    coeffs: torch.Tensor, guide: torch.Tensor | None, levels: int = 33, min_slope: float = 0.2
+) -> torch.Tensor:
+    """How far each cell's tone curve falls short of rising with a slope of at least ``min_slope``.
+
+    For grey inputs ``y`` at ``levels`` uniform values, every cell's output (per channel, the
+    guide-selected blend of its luma bins' affines, as slicing does) must rise by at least
+    ``min_slope · Δy`` per step; the penalty is the mean summed shortfall. Without it a grid can
+    lift dark bins past bright ones — dark clouds turning brighter than light ones — and flatten
+    regions into posterised patches.
+
+    Args:
+        coeffs: ``(B, 12, D, Gh, Gw)``.
+        guide: ``(B, K)`` curves or None (identity).
+    """
+    b, _, d, gh, gw = coeffs.shape
+    y = torch.linspace(0.0, 1.0, levels, device=coeffs.device, dtype=coeffs.dtype)
+    g = y.expand(b, levels) if guide is None else batched_interp1d(guide, y.expand(b, levels).contiguous())
+    z = (g * d - 0.5).clamp(0, d - 1)
+    z0 = z.detach().floor().long().clamp(max=d - 2) if d > 1 else torch.zeros_like(z, dtype=torch.long)
+    t = (z - z0.to(z.dtype)).view(b, 1, levels, 1, 1)
+    idx0 = z0.view(b, 1, levels, 1, 1).expand(b, 12, levels, gh, gw)
+    c0 = torch.gather(coeffs, 2, idx0)
+    c1 = torch.gather(coeffs, 2, (idx0 + 1).clamp(max=d - 1))
+    a = ((1 - t) * c0 + t * c1).view(b, 3, 4, levels, gh, gw)
+    out = a[:, :, :3].sum(2) * y.view(1, 1, levels, 1, 1) + a[:, :, 3]
+    step = out[:, :, 1:] - out[:, :, :-1]
+    return F.relu(min_slope / (levels - 1) - step).sum(2).mean()
+
+
+def backlitnet_loss(
+    out: torch.Tensor,
+    target: torch.Tensor,
+    inp: torch.Tensor,
+    saliency: torch.Tensor,
+    coeffs: torch.Tensor,
+    weights: dict[str, float] | None = None,
+    guide: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The training loss (see the module docstring) and its terms.
+
+    Args:
+        out, target, inp: ``(B, 3, H, W)`` sliced output, target, and input at full resolution.
+        saliency: ``(B, 1, h, w)`` predicted saliency.
+        coeffs: ``(B, 12, D, Gh, Gw)`` predicted grid.
+        weights: overrides of ``{"l1", "ssim", "saliency", "bce", "tv", "mono"}``.
+        guide: ``(B, K)`` predicted guide curves (for the monotonicity term; None: identity).
+
+    Returns:
+        ``(loss, terms)`` with ``terms`` the detached value of each term.
+    """
+    w = {"l1": 1.0, "ssim": 0.5, "saliency": 0.5, "bce": 0.1, "tv": 1e-3, "mono": 1.0, **(weights or {})}
+    err = (out - target).abs()
+    l1 = err.mean()
+    l_ssim = 1.0 - ssim_torch(out, target)
+    y_in, y_tg = _luma(inp), _luma(target)
+    prior = (1.0 - y_in).clamp(0, 1) ** 2
+    sal_full = F.interpolate(saliency.detach(), size=out.shape[-2:], mode="bilinear", align_corners=False)
+    wmap = sal_full * prior
+    l_sal = (wmap * err.mean(1, keepdim=True)).sum((1, 2, 3)) / (wmap.sum((1, 2, 3)) + 0.05 * wmap[0].numel())
+    l_sal = l_sal.mean()
+    pseudo = F.adaptive_avg_pool2d(((y_tg - y_in).abs() / 0.2).clamp(0, 1), saliency.shape[-2:])
+    l_bce = F.binary_cross_entropy(saliency.clamp(1e-4, 1 - 1e-4), pseudo)
+    tv = (
+        (coeffs[..., 1:, :] - coeffs[..., :-1, :]).abs().mean()
+        + (coeffs[..., 1:] - coeffs[..., :-1]).abs().mean()
+        + (coeffs[:, :, 1:] - coeffs[:, :, :-1]).abs().mean()
+    )
+    mono = monotonicity_penalty(coeffs, guide)
+    loss = (w["l1"] * l1 + w["ssim"] * l_ssim + w["saliency"] * l_sal + w["bce"] * l_bce + w["tv"] * tv
+            + w["mono"] * mono)
+    named = {"l1": l1, "ssim": l_ssim, "saliency": l_sal, "bce": l_bce, "tv": tv, "mono": mono}
+    terms = {k: float(v.detach()) for k, v in named.items()}
+    return loss, terms
+
+
+# --------------------------------------------------------------------------------------------
+# training
+
+
+def jitter_frames(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """What the next video frame might look like: ``(B, 3, S, S)`` shifted by up to 2 pixels
+    (edges replicated) plus Gaussian noise of σ ≤ 0.01."""
+    out = []
+    for img in x:
+        dy, dx = (int(v) for v in rng.integers(-2, 3, size=2))
+        pad = F.pad(img[None], (2, 2, 2, 2), mode="replicate")[0]
+        s = img.shape[-1]
+        out.append(pad[:, 2 + dy : 2 + dy + s, 2 + dx : 2 + dx + s])
+    y = torch.stack(out)
+    sigma = float(rng.uniform(0.0, 0.01))
+    noise = torch.from_numpy(rng.standard_normal(y.shape, dtype=np.float32)) * sigma
+    return (y + noise).clamp(0, 1)
+
+
+def _lr_at(it: int, total: int, lr: float, warmup: int) -> float:
+    if it <= warmup:
+        return lr * it / warmup
+    t = (it - warmup) / max(1, total - warmup)
+    return 1e-2 * lr + (lr - 1e-2 * lr) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+def train_backlitnet(
+    pairs: Sequence[str | os.PathLike[str]] = (),
+    synthetic: Sequence[str | os.PathLike[str]] = (),
+    iterations: int = DEFAULT_ITERATIONS,
+    batch_size: int = 8,
+    crop: int = 160,
+    seed: int = 0,
+    log: Log | None = _stderr,
+    *,
+    split: str = "train",
+    real_share: float = 0.4,
+    identity_share: float = 0.0,
+    consistency: float = 0.0,
+    lr: float = 1e-3,
+    long_side: int = 512,
+    config: BacklitNetConfig | None = None,
+    log_every: int = 50,
+    threads: int | None = 2,
+    max_minutes: float | None = None,
+) -> tuple[BacklitNet, dict[str, object]]:
+    """Train BacklitNet; returns ``(net in eval mode, stats)``.
+
+    Args:
+        pairs: real paired folders (``input/`` + ``target/``); only the ``split`` half is used.
+        synthetic: synthetic paired folders; every pair is used.
+        iterations: optimiser steps (Adam, linear warm-up then cosine decay to 1 % of ``lr``).
+        batch_size: crops per step.
+        crop: side of the full-resolution view the loss is computed on.
+        seed: seeds initialisation and sampling.
+        log: progress callback (None: silent).
+        split: which half of each real paired set to train on (see :func:`split_names`).
+        real_share: share of samples drawn from the real folders (0 with none given).
+        identity_share: share of samples that are (target, target) identity pairs made from the
+            real folders' targets (their ``split`` half): well-exposed, retouched frames must come
+            out unchanged. Taken from the synthetic share.
+        consistency: weight of the temporal-consistency term: for half the batch the network also
+            sees a slightly changed copy of its input (:func:`jitter_frames`: a shift of up to 2
+            pixels and sensor-like noise, as between consecutive video frames) and the L1
+            difference of the two grids and guides is penalised (no brightness pumping on video).
+        lr: peak learning rate.
+        long_side: images are downscaled to this long side when loaded.
+        config: the network's shape.
+        log_every: progress interval.
+        threads: torch intra-op threads.
+        max_minutes: stop early (keeping the weights so far) after this much wall time.
+
+    Raises:
+        InputError: no pairs, unreadable or mismatched images.
+        FloatingPointError: the loss became NaN/inf.
+    """
+    if not pairs and not synthetic:
+        raise InputError("no training data: give --pairs and/or --synthetic folders")
+    if iterations < 1 or batch_size < 1 or crop < 16:
+        raise ValueError("iterations and batch_size must be ≥ 1 and crop ≥ 16")
+    old_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        t_load = time.perf_counter()
+        real = [_load_group(Path(p), split, long_side) for p in pairs]
+        synth = [_load_group(Path(p), "all", long_side) for p in synthetic]
+        ident = [[(t, t) for g in real for _, t in g]] if (real and identity_share > 0) else []
+        groups = real + ident + synth
+        if real and synth:
+            id_share = identity_share if ident else 0.0
+            shares = ([real_share / len(real)] * len(real) + [id_share] * len(ident)
+                      + [(1 - real_share - id_share) / len(synth)] * len(synth))
+        else:
+            shares = [1.0 / len(groups)] * len(groups)
+        counts = [len(g) for g in groups]
+        if log is not None:
+            log(f"BacklitNet training: groups {counts} pairs (shares {[round(s, 3) for s in shares]}), loaded in "
+                f"{time.perf_counter() - t_load:.0f} s; {iterations} iterations × batch {batch_size}, crop {crop}, "
+                f"seed {seed}, {torch.get_num_threads()} threads")
+        torch.manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        net = BacklitNet(config or BacklitNetConfig())
+        net.train()
+        opt = torch.optim.Adam(net.parameters(), lr=lr)
+        sampler = PairSampler(groups, shares, crop, net.config.input_size, rng)
+        warmup = min(100, max(1, iterations // 10))
+        t0 = time.perf_counter()
+        losses: list[float] = []
+        term_sums: dict[str, float] = {}
+        done = 0
+        for it in range(1, iterations + 1):
+            for g in opt.param_groups:
+                g["lr"] = _lr_at(it, iterations, lr, warmup)
+            lo, hi, tg = sampler.batch(batch_size)
+            n_jit = batch_size // 2 if consistency > 0 else 0
+            if n_jit:
+                coeffs_all, guide_all, sal_all = net(torch.cat([lo, jitter_frames(lo[:n_jit], rng)]))
+                coeffs, guide, sal = coeffs_all[:batch_size], guide_all[:batch_size], sal_all[:batch_size]
+            else:
+                coeffs, guide, sal = net(lo)
+            out = slice_batch(hi, coeffs, guide)
+            loss, terms = backlitnet_loss(out, tg, hi, sal, coeffs, guide=guide)
+            if n_jit:
+                cons = ((coeffs_all[batch_size:] - coeffs[:n_jit]).abs().mean()
+                        + (guide_all[batch_size:] - guide[:n_jit]).abs().mean())
+                loss = loss + consistency * cons
+                terms["cons"] = float(cons.detach())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            opt.step()
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise FloatingPointError(f"loss became {value} at iteration {it}")
+            losses.append(value)
+            for k, v in terms.items():
+                term_sums[k] = term_sums.get(k, 0.0) + v
+            done = it
+            elapsed = time.perf_counter() - t0
+            if log is not None and (it % log_every == 0 or it == iterations):
+                mean_terms = " ".join(f"{k} {v / log_every:.4f}" for k, v in term_sums.items())
+                log(f"train {it}/{iterations}  loss {np.mean(losses[-log_every:]):.4f}  [{mean_terms}]  "
+                    f"lr {opt.param_groups[0]['lr']:.2e}  {it / elapsed:.2f} it/s  {elapsed / 60:.1f} min")
+                term_sums = {}
+            if max_minutes is not None and elapsed > max_minutes * 60:
+                if log is not None:
+                    log(f"stopping at iteration {it}: --max-minutes {max_minutes} reached")
+                break
+    finally:
+        torch.set_num_threads(old_threads)
+    net.eval().requires_grad_(False)
+    stats: dict[str, object] = {
+        "iterations": done,
+        "planned_iterations": iterations,
+        "batch_size": batch_size,
+        "crop": crop,
+        "seed": seed,
+        "split": split,
+        "groups": {str(p): n for p, n in zip([*pairs, *(["identity pairs of the targets"] if ident else []),
+                                                 *synthetic], counts, strict=True)},
+        "shares": shares,
+        "minutes": round((time.perf_counter() - t0) / 60.0, 1),
+        "final_loss": float(np.mean(losses[-100:])),
+        "first_loss": losses[0],
+        "threads": threads,
+        "identity_share": identity_share,
+        "consistency": consistency,
+        "real_share": real_share,
+    }
+    return net, stats
+
+
+# --------------------------------------------------------------------------------------------
+# command line
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``train backlitnet`` flags to ``parser``."""
+    parser.add_argument("--pairs", metavar="DIR", action="append", default=[],
+                        help="real paired set DIR/input + DIR/target (repeatable); only its --split half is used")
+    parser.add_argument("--synthetic", metavar="DIR", action="append", default=[],
+                        help="synthetic pairs from `streamfix train synth-pairs` (repeatable; all used)")
+    parser.add_argument("--split", choices=SPLITS, default="train",
+                        help="half of each --pairs set to train on: sorted names, even positions = train, "
+                        "odd = val (default train)")
+    parser.add_argument("--real-share", type=float, default=0.4,
+                        help="share of samples drawn from the --pairs sets (default 0.4)")
+    parser.add_argument("--identity-share", type=float, default=0.0,
+                        help="share of (target, target) identity pairs from the --pairs sets' targets (default 0)")
+    parser.add_argument("--consistency", type=float, default=0.0,
+                        help="weight of the grid consistency term between a crop and a jittered copy (default 0)")
+    parser.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS,
+                        help=f"optimiser steps (default {DEFAULT_ITERATIONS})")
+    parser.add_argument("--batch-size", type=int, default=8, help="crops per step (default 8)")
+    parser.add_argument("--crop", type=int, default=160, help="side of the full-resolution training view (default 160)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--max-minutes", type=float, default=None, help="stop early after this wall time")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument("--log-every", type=int, default=50, help="progress interval in iterations (default 50)")
+    parser.add_argument("--out", metavar="PATH.safetensors", default=DEFAULT_OUT,
+                        help=f"output weights (default {DEFAULT_OUT})")
+
+
+def _check_out(path: str) -> Path:
+    out = Path(path)
+    if out.suffix.lower() != ".safetensors":
+        raise UsageError(f"--out must end in .safetensors, got {out}")
+    if not out.parent.is_dir():
+        raise OutputError(f"{out.parent}: output folder does not exist")
+    if out.is_dir():
+        raise OutputError(f"{out}: is a folder")
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    """``streamfix train backlitnet``."""
+    out = _check_out(args.out)
+    for name in ("iterations", "batch_size", "log_every", "threads"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be ≥ 1")
+    if not 0.0 <= args.real_share <= 1.0 or not 0.0 <= args.identity_share <= 1.0 - args.real_share:
+        raise UsageError("--real-share must be in [0, 1] and --identity-share in [0, 1 − real share]")
+    try:
+        net, stats = train_backlitnet(
+            args.pairs, args.synthetic, iterations=args.iterations, batch_size=args.batch_size, crop=args.crop,
+            seed=args.seed, split=args.split, real_share=args.real_share, identity_share=args.identity_share,
+            consistency=args.consistency, lr=args.lr, log_every=args.log_every,
+            threads=args.threads, max_minutes=args.max_minutes,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    except FloatingPointError as exc:
+        raise StreamfixError(str(exc)) from exc
+    except KeyboardInterrupt as exc:
+        raise Interrupted("interrupted; no weights written") from exc
+    meta = {
+        "engine": "backlitnet",
+        "command": getattr(args, "command_line", None) or shlex.join(["streamfix", *sys.argv[1:]]),
+        "torch_version": torch.__version__,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        **{k: json.dumps(v) if not isinstance(v, str) else v for k, v in stats.items()},
+    }
+    try:
+        save_backlitnet(net, out, meta)
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot write ({exc.strerror or exc})") from exc
+    _stderr(f"wrote {out} ({stats['iterations']} iterations, {stats['minutes']} min)")
+    return 0
+
+
+def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``train synth-pairs`` flags to ``parser``."""
+    parser.add_argument("--images", metavar="PATH", action="append", required=True,
+                        help="clean, well-exposed photo or folder of photos (repeatable)")
+    parser.add_argument("--out", metavar="DIR", required=True, help="output folder (input/, target/, manifest.json)")
+    parser.add_argument("--per-image", type=int, default=9, help="pairs per photo (default 9)")
+    parser.add_argument("--long-side", type=int, default=512, help="downscale photos to this long side (default 512)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+
+
+def run_synth(args: argparse.Namespace) -> int:
+    """``streamfix train synth-pairs``."""
+    from streamfix.train.synthetic import write_synthetic_pairs
+
+    files: list[Path] = []
+    for p in map(Path, args.images):
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+            if not found:
+                raise InputError(f"{p}: no images")
+            files.extend(found)
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise InputError(f"{p}: no such file or folder")
+    if args.per_image < 1 or args.long_side < 16:
+        raise UsageError("--per-image must be ≥ 1 and --long-side ≥ 16")
+    try:
+        manifest = write_synthetic_pairs(files, args.out, per_image=args.per_image, seed=args.seed,
+                                         long_side=args.long_side, log=_stderr)
+    except (OSError, ValueError) as exc:
+        raise OutputError(f"{args.out}: {exc}") from exc
+    _stderr(f"wrote {len(manifest['pairs'])} pairs from {len(files)} photos to {args.out}")  # type: ignore[arg-type]
+    return 0

@@ -1,0 +1,216 @@
+"""BacklitNet: network shapes and identity start, batched slicing vs the reference, gradients,
+weights round trip, the shipped engine's behaviour, synthetic pairs and a training smoke test."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from streamfix.engines import create_engine
+from streamfix.engines.backlitnet import network_input
+from streamfix.engines.backlitnet_net import (
+    BacklitNet,
+    BacklitNetConfig,
+    batched_interp1d,
+    load_backlitnet,
+    save_backlitnet,
+    slice_batch,
+)
+from streamfix.enhancer import Enhancer
+from streamfix.errors import StreamfixError, UsageError
+from streamfix.grid.bilateral import BilateralGrid, interp1d
+from streamfix.grid.slicing import slice_rgb
+from streamfix.grid.thumbnail import thumbnail_from_rgb
+from streamfix.metrics import exposure_stats, psnr
+from streamfix.train.backlitnet import backlitnet_loss, list_pairs, split_names, ssim_torch, train_backlitnet
+from streamfix.train.synthetic import KINDS, make_pair, write_synthetic_pairs
+
+SMALL = BacklitNetConfig(input_size=64, width=8)
+
+
+def _scene(h: int = 96, w: int = 128, seed: int = 0) -> np.ndarray:
+    """A textured, well-exposed test photo (uint8 RGB)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    base = 0.35 + 0.3 * np.sin(xx / 9.0) * np.cos(yy / 13.0)
+    rgb = np.stack([base, base * 0.9 + 0.08, base * 0.8 + 0.1], -1) + rng.normal(0, 0.03, (h, w, 3))
+    return np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8)
+
+
+def test_network_shapes_parameter_budget_and_identity_start() -> None:
+    torch.manual_seed(0)
+    net = BacklitNet().eval()
+    assert sum(p.numel() for p in net.parameters()) <= 400_000
+    with torch.no_grad():
+        coeffs, guide, sal = net(torch.rand(2, 3, 128, 128))
+        wide, _, _ = net(torch.rand(1, 3, 72, 128))  # any input size works
+    assert coeffs.shape == (2, 12, 8, 16, 16) and wide.shape == (1, 12, 8, 16, 16)
+    assert guide.shape == (2, 16) and sal.shape == (2, 1, 32, 32)
+    assert torch.all(guide[:, 1:] >= guide[:, :-1])
+    assert torch.allclose(guide[:, 0], torch.zeros(2)) and torch.allclose(guide[:, -1], torch.ones(2))
+    # an untrained network predicts (almost) the identity grid and the identity guide
+    ident = BilateralGrid.identity(8, 16, 16).coeffs
+    assert (coeffs - ident).abs().max() < 0.05
+    assert torch.allclose(guide, torch.linspace(0, 1, 16).expand(2, 16), atol=1e-3)
+    assert float(sal.min()) >= 0 and float(sal.max()) <= 1
+
+
+def test_batched_slicing_matches_reference_and_passes_gradients() -> None:
+    torch.manual_seed(1)
+    rgb = torch.rand(2, 3, 20, 28)
+    coeffs = (BilateralGrid.identity(4, 3, 5).coeffs[None] + 0.2 * torch.randn(2, 12, 4, 3, 5)).requires_grad_()
+    guide = torch.sort(torch.rand(2, 6), 1).values
+    guide[:, 0], guide[:, -1] = 0.0, 1.0
+    guide.requires_grad_()
+    out = slice_batch(rgb, coeffs, guide)
+    for b in range(2):
+        ref = slice_rgb(rgb[b], BilateralGrid(coeffs[b].detach(), guide[b].detach()))
+        assert torch.allclose(out[b], ref, atol=1e-5)
+    out.sum().backward()
+    assert coeffs.grad is not None and float(coeffs.grad.abs().sum()) > 0
+    assert guide.grad is not None and float(guide.grad.abs().sum()) > 0
+    x = torch.rand(2, 7)
+    assert torch.allclose(batched_interp1d(guide.detach(), x)[1], interp1d(guide[1].detach(), x[1]))
+
+
+def test_network_input_is_square_and_static() -> None:
+    assert network_input(torch.rand(3, 144, 256), 128).shape == (1, 3, 128, 128)
+    assert network_input(torch.rand(3, 40, 30), 64).shape == (1, 3, 64, 64)
+
+
+def test_weights_round_trip_and_bad_files(tmp_path: Path) -> None:
+    torch.manual_seed(2)
+    net = BacklitNet(SMALL)
+    path = tmp_path / "w.safetensors"
+    save_backlitnet(net, path, {"command": "test"})
+    loaded, meta = load_backlitnet(path)
+    assert loaded.config == SMALL and meta["command"] == "test"
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(net.eval()(x)[0], loaded(x)[0])
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a safetensors file")
+    with pytest.raises(ValueError, match="not a safetensors"):
+        load_backlitnet(bad)
+    with pytest.raises(UsageError, match="does not exist"):
+        create_engine("backlitnet", weights=tmp_path / "missing.safetensors")
+
+
+def test_engine_card_mismatch_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "other.safetensors"
+    save_backlitnet(BacklitNet(BacklitNetConfig(input_size=64, width=8, depth=4)), path)
+    with pytest.raises(StreamfixError, match="differs from the card"):
+        create_engine("backlitnet", weights=path)
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Enhancer:
+    card_weights = Path(__file__).resolve().parents[1] / "engines" / "backlitnet.safetensors"
+    if not card_weights.is_file():
+        pytest.skip("engines/backlitnet.safetensors not trained yet")
+    torch.set_num_threads(2)
+    return Enhancer(create_engine("backlitnet"))
+
+
+def test_shipped_engine_grid_and_well_exposed_frame_nearly_unchanged(shipped: Enhancer) -> None:
+    img = _scene(180, 320)
+    grid = shipped.engine.predict(thumbnail_from_rgb(img, shipped.engine.card.thumbnail))
+    assert grid.coeffs.shape == (12, 8, 16, 16) and grid.guide is not None and grid.guide.shape == (16,)
+    out = shipped.enhance_rgb(img)
+    assert out.shape == img.shape
+    assert psnr(out, img) > 25.0
+    assert abs(exposure_stats(out)["mean_y"] - exposure_stats(img)["mean_y"]) < 0.08
+
+
+def test_shipped_engine_lifts_shadows_and_holds_highlights(shipped: Enhancer) -> None:
+    from streamfix.synth import backlit_frame
+
+    frame = backlit_frame(320, 180, 0.0)
+    out = shipped.enhance_rgb(frame)
+    before, after = exposure_stats(frame), exposure_stats(out)
+    assert after["crushed_pct"] < 0.5 * before["crushed_pct"]
+    assert after["clipped_pct"] <= before["clipped_pct"] + 0.5
+    # an over-exposed frame is pulled back, not brightened further
+    bright = np.clip(_scene().astype(np.int32) + 110, 0, 255).astype(np.uint8)
+    assert exposure_stats(shipped.enhance_rgb(bright))["mean_y"] < exposure_stats(bright)["mean_y"]
+
+
+def test_synthetic_kinds_and_writer(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    clean = _scene()
+    for kind in KINDS:
+        inp, tgt, info = make_pair(clean, kind, rng)
+        assert inp.shape == tgt.shape == clean.shape and inp.dtype == np.uint8 and info["kind"] == kind
+    inp, tgt, _ = make_pair(clean, "identity", rng)
+    assert np.array_equal(inp, clean) and np.array_equal(tgt, clean)
+    low, _, _ = make_pair(clean, "lowlight", rng)
+    assert low.mean() < clean.mean()
+    with pytest.raises(ValueError, match="unknown synthetic kind"):
+        make_pair(clean, "sepia", rng)
+    src = tmp_path / "clean.png"
+    cv2.imwrite(str(src), clean)
+    m = write_synthetic_pairs([src], tmp_path / "syn", per_image=3, black_white=1, long_side=64)
+    names = sorted(p.name for p in (tmp_path / "syn" / "input").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "syn" / "target").iterdir())
+    assert len(names) == len(m["pairs"]) == 5  # type: ignore[arg-type]
+    first = next(n for n in names if n.startswith("clean"))
+    assert max(cv2.imread(str(tmp_path / "syn" / "input" / first)).shape[:2]) == 64
+
+
+def test_split_is_deterministic_and_disjoint(tmp_path: Path) -> None:
+    names = [f"{i}.png" for i in range(25)]
+    train, val = split_names(names, "train"), split_names(list(reversed(names)), "val")
+    assert len(train) == 13 and len(val) == 12 and not set(train) & set(val)
+    assert sorted(train + val) == sorted(names)
+    with pytest.raises(ValueError):
+        split_names(names, "test")
+    (tmp_path / "input").mkdir()
+    with pytest.raises(StreamfixError, match="not a paired set"):
+        list_pairs(tmp_path)
+
+
+def test_losses() -> None:
+    torch.manual_seed(3)
+    a = torch.rand(2, 3, 24, 24)
+    assert abs(float(ssim_torch(a, a)) - 1.0) < 1e-5
+    coeffs = BilateralGrid.identity(4, 2, 2).coeffs[None].expand(2, -1, -1, -1, -1)
+    sal = torch.full((2, 1, 6, 6), 0.5)
+    loss, terms = backlitnet_loss(a, a, a, sal, coeffs)
+    assert terms["l1"] == 0 and terms["tv"] == 0 and terms["saliency"] == 0
+    worse, _ = backlitnet_loss((a * 0.5), a, a, sal, coeffs)
+    assert float(worse) > float(loss)
+
+
+def test_training_smoke(tmp_path: Path) -> None:
+    """A few iterations on tiny synthetic pairs; the weights load into the engine."""
+    src = tmp_path / "clean.png"
+    cv2.imwrite(str(src), _scene(72, 96))
+    write_synthetic_pairs([src], tmp_path / "syn", per_image=4, black_white=1, long_side=96)
+    net, stats = train_backlitnet(synthetic=[tmp_path / "syn"], iterations=3, batch_size=2, crop=32, log=None,
+                                  config=SMALL, threads=1)
+    assert stats["iterations"] == 3 and math.isfinite(stats["final_loss"])  # type: ignore[arg-type]
+    out = tmp_path / "w.safetensors"
+    save_backlitnet(net, out)
+    engine = create_engine("backlitnet", weights=out)
+    img = _scene(50, 70)
+    assert Enhancer(engine).enhance_rgb(img).shape == img.shape
+
+
+def test_train_cli_usage_errors(tmp_path: Path) -> None:
+    from streamfix.cli import main
+
+    assert main(["train", "backlitnet", "--out", str(tmp_path / "w.pt")]) == 2
+    assert main(["train", "backlitnet", "--out", str(tmp_path / "w.safetensors")]) == 1  # no data
+    assert main(["train", "synth-pairs", "--images", str(tmp_path / "nope"), "--out", str(tmp_path / "s")]) == 1
+    ns = argparse.Namespace(images=[str(tmp_path)], out=str(tmp_path / "s"), per_image=0, long_side=64, seed=0)
+    from streamfix.train.backlitnet import run_synth
+
+    cv2.imwrite(str(tmp_path / "a.png"), _scene(20, 20))
+    with pytest.raises(UsageError):
+        run_synth(ns)
