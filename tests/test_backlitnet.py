@@ -30,6 +30,7 @@ from streamfix.grid.thumbnail import thumbnail_from_rgb
 from streamfix.metrics import exposure_stats, psnr
 from streamfix.train.backlitnet import backlitnet_loss, list_pairs, split_names, ssim_torch, train_backlitnet
 from streamfix.train.synthetic import KINDS, make_pair, write_synthetic_pairs
+from tests.shared_data import shared
 
 SMALL = BacklitNetConfig(input_size=64, width=8)
 
@@ -118,14 +119,27 @@ def shipped() -> Enhancer:
     return Enhancer(create_engine("backlitnet"))
 
 
-def test_shipped_engine_grid_and_well_exposed_frame_nearly_unchanged(shipped: Enhancer) -> None:
+def test_shipped_engine_grid(shipped: Enhancer) -> None:
     img = _scene(180, 320)
     grid = shipped.engine.predict(thumbnail_from_rgb(img, shipped.engine.card.thumbnail))
     assert grid.coeffs.shape == (12, 8, 16, 16) and grid.guide is not None and grid.guide.shape == (16,)
-    out = shipped.enhance_rgb(img)
-    assert out.shape == img.shape
-    assert psnr(out, img) > 25.0
-    assert abs(exposure_stats(out)["mean_y"] - exposure_stats(img)["mean_y"]) < 0.08
+    assert torch.all(grid.guide[1:] >= grid.guide[:-1])
+    assert shipped.enhance_rgb(img).shape == img.shape
+
+
+@pytest.mark.shared_data
+def test_shipped_engine_leaves_well_exposed_frames_nearly_unchanged(shipped: Enhancer) -> None:
+    """The retouched targets of the validation halves (never trained on) are well exposed."""
+    from statistics import median
+
+    from streamfix.metrics import read_rgb
+
+    scores = []
+    for name in ("fivek_dpe_expertc_deeplpf", "lol_v1_train_pairs_subset"):
+        for _, _, tgt in list_pairs(shared(name), "val"):
+            img = read_rgb(tgt)
+            scores.append(psnr(shipped.enhance_rgb(img), img))
+    assert median(scores) > 32.0 and min(scores) > 20.0
 
 
 def test_shipped_engine_lifts_shadows_and_holds_highlights(shipped: Enhancer) -> None:

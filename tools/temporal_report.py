@@ -186,14 +186,18 @@ def run_video_pipeline(engine: Engine, mode: str, path: Path, max_frames: int | 
     enh = Enhancer(engine, temporal=make_filter(mode))
     enh.bind_thread()
     meter = TemporalMeter()
+    means: list[float] = []
     t0 = time.perf_counter()
     with av.open(str(path)) as c:
         for k, frame in enumerate(c.decode(video=0)):
             if max_frames is not None and k >= max_frames:
                 break
             out = enhance_frame(enh, frame)
-            meter.update(frame.to_ndarray(format="rgb24"), out.to_ndarray(format="rgb24"))
+            rgb = frame.to_ndarray(format="rgb24")
+            means.append(float(luma709(rgb).mean()))
+            meter.update(rgb, out.to_ndarray(format="rgb24"))
     r = meter.report()
+    r["input_mabd_codes"] = float(np.abs(np.diff(means)).mean() * 255) if len(means) > 1 else float("nan")
     r["scene_cuts"] = len(enh.scene_cuts)
     r["engine_ms"] = round(enh.clock.mean("engine"), 2)
     r["seconds"] = round(time.perf_counter() - t0, 1)
@@ -208,6 +212,8 @@ def run_frames(engine: Engine, mode: str, frames: list[np.ndarray]) -> dict:
         meter.update(f, enh.enhance_rgb(f))
     r = meter.report()
     r["scene_cuts"] = len(enh.scene_cuts)
+    m = [float(luma709(f).mean()) for f in frames]
+    r["input_mabd_codes"] = float(np.abs(np.diff(m)).mean() * 255) if len(m) > 1 else float("nan")
     return r
 
 
@@ -216,8 +222,9 @@ def section_real(args: argparse.Namespace, engines: list[str]) -> dict:
     keys = ("flicker_ratio", "gain", "flicker_over_gain", "mabd_ratio", "mabd_over_gain")
     print("\n## Real data: EVAL.md temporal metrics (temporal off / smooth / adaptive, strength "
           f"{DEFAULT_STRENGTH})\n")
-    print("| clip | engine | temporal | flicker | gain | flicker/gain | MABD | MABD/gain | cuts |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("input MABD = the input's mean |Δ mean Y| per frame, in 8-bit code values (the MABD ratio's denominator)\n")
+    print("| clip | input MABD | engine | temporal | flicker | gain | flicker/gain | MABD | MABD/gain | cuts |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     clips: list[tuple[str, Callable[[Engine, str], dict]]] = []
     if DARK.is_file():
         clips.append(("dark.mp4", lambda e, m: run_video_pipeline(e, m, DARK, args.max_frames)))
@@ -231,7 +238,8 @@ def section_real(args: argparse.Namespace, engines: list[str]) -> dict:
             for mode in MODES:
                 r = fn(make_engine(name, args), mode)
                 res[f"{clip}|{name}|{mode}"] = r
-                print(f"| {clip} | {name} | {mode} | " + " | ".join(f"{r[k]:.3f}" for k in keys)
+                print(f"| {clip} | {r['input_mabd_codes']:.3f} | {name} | {mode} | "
+                      + " | ".join(f"{r[k]:.3f}" for k in keys)
                       + f" | {r['scene_cuts']} |", flush=True)
     worst = {}
     for key, r in res.items():

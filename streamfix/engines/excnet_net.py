@@ -211,15 +211,20 @@ def block_loss(
 class _ClampST(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, bound: float) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x)
+        ctx.bound = bound
         return x.clamp(-bound, bound)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
-        return grad, None
+        (x,) = ctx.saved_tensors
+        outward = ((x > ctx.bound) & (grad < 0)) | ((x < -ctx.bound) & (grad > 0))
+        return torch.where(outward, torch.zeros_like(grad), grad), None
 
 
 def _clamp_straight_through(x: torch.Tensor, bound: float) -> torch.Tensor:
-    """``clamp(x, −bound, bound)`` whose gradient is the identity's."""
+    """``clamp(x, −bound, bound)`` whose gradient is the identity's where it leads back inside (and 0
+    where it would push further out, so an amount resting on its bound does not drift past it)."""
     return _ClampST.apply(x, bound)
 
 
