@@ -143,8 +143,8 @@ class OnlineAdapter:
                 self.opt.step()
                 self.steps_done += 1
                 self.losses.append(float(loss.detach()))
-        state = {k: v.detach().to(self.engine.net.in_conv[0].weight.device) for k, v in self.train_net.state_dict().items()}
-        self.engine.net.load_state_dict(state)
+        device = self.engine.net.in_conv[0].weight.device
+        self.engine.net.load_state_dict({k: v.detach().to(device) for k, v in self.train_net.state_dict().items()})
         self.frames_adapted += 1
         self.seconds_spent += time.perf_counter() - t0
 

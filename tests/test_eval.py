@@ -12,6 +12,7 @@ import pytest
 from streamfix import evaluation as E
 from streamfix import metrics as M
 from streamfix.cli import main
+from streamfix.train.backlitnet import list_pairs
 from tests.shared_data import shared
 
 # EVAL.md: "Where public methods stand on these data"
@@ -30,14 +31,14 @@ EVAL_MD = {
 
 
 @pytest.mark.shared_data
-@pytest.mark.parametrize("set_name", ["fivek_dpe_expertc_deeplpf", "lol_v1_train_pairs_subset"])
-def test_baselines_reproduce_eval_md(set_name: str) -> None:
+def test_baselines_reproduce_eval_md_fivek() -> None:
+    """The whole evaluate_pairs path (the input-unchanged row is tests/test_metrics.py's)."""
     pytest.importorskip("skimage")
-    root = shared(set_name)
+    set_name = "fivek_dpe_expertc_deeplpf"
     notes: list[str] = []
-    methods = E.make_baselines(["identity", "gamma", "clahe", "sci-official"], shared("sci_weights"), notes)
-    assert not notes
-    res, _ = E.evaluate_pairs(root, methods, "all", sheet_rows=0)
+    methods = E.make_baselines(["gamma", "clahe", "sci-official"], shared("sci_weights"), notes)
+    assert not notes and [m.name for m in methods] == ["gamma", "clahe", "sci-difficult", "sci-medium"]
+    res, _ = E.evaluate_pairs(shared(set_name), methods, "all", sheet_rows=0)
     for m in methods:
         p_ref, s_ref = EVAL_MD[(set_name, m.name)]
         assert abs(res.summary[m.name]["psnr"] - p_ref) <= 0.05, m.name
@@ -45,11 +46,29 @@ def test_baselines_reproduce_eval_md(set_name: str) -> None:
 
 
 @pytest.mark.shared_data
+def test_baselines_reproduce_eval_md_lol() -> None:
+    """PSNR of every baseline; SSIM (the slow part: 25 images) for two of them."""
+    pytest.importorskip("skimage")
+    set_name = "lol_v1_train_pairs_subset"
+    notes: list[str] = []
+    methods = E.make_baselines(["gamma", "clahe", "sci-official"], shared("sci_weights"), notes)
+    pairs = [(M.read_rgb(a), M.read_rgb(b)) for _, a, b in list_pairs(shared(set_name))]
+    assert len(pairs) == 25
+    for m in methods:
+        outs = [m.image(a) for a, _ in pairs]
+        p_ref, s_ref = EVAL_MD[(set_name, m.name)]
+        assert abs(np.mean([M.psnr(o, b) for o, (_, b) in zip(outs, pairs, strict=True)]) - p_ref) <= 0.05, m.name
+        if m.name in ("gamma", "sci-medium"):
+            ssim = np.mean([M.ssim(o, b) for o, (_, b) in zip(outs, pairs, strict=True)])
+            assert abs(ssim - s_ref) <= 0.002, m.name
+
+
+@pytest.mark.shared_data
 def test_backlit_exposure_baselines_reproduce_eval_md() -> None:
     """backlit_web crushed % / clipped % of the input, gamma and CLAHE (EVAL.md gives one decimal)."""
     files = sorted(p for p in shared("backlit_web_ovd0312").iterdir() if p.is_file())
-    ref = {"identity": (30.9, 6.4), "gamma": (23.5, 6.3), "clahe": (25.9, 4.8)}
-    fns = {"identity": lambda x: x, "gamma": E.gamma_baseline, "clahe": E.clahe_baseline}
+    ref = {"gamma": (23.5, 6.3), "clahe": (25.9, 4.8)}  # the input's own row: tests/test_metrics.py
+    fns = {"gamma": E.gamma_baseline, "clahe": E.clahe_baseline}
     stats: dict[str, list[dict[str, float]]] = {k: [] for k in fns}
     for p in files:
         img = M.read_rgb(p)

@@ -21,6 +21,7 @@ from streamfix.engines.sci_net import (
     read_metadata,
     save_enhance_weights,
     sci_loss,
+    symmetrize_rgb_,
 )
 from streamfix.train.sci import finetune_sci, frames_from_video, load_training_images, main, train_sci
 
@@ -115,6 +116,20 @@ def test_official_checkpoint_brightens_dark_image(name: str) -> None:
     assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
     assert float(illu.min()) >= 1e-4 and float(illu.max()) <= 1.0
     assert float(out.mean()) > float(x.mean()) * 1.2
+
+
+def test_symmetrized_network_is_rgb_equivariant() -> None:
+    import itertools
+
+    net = symmetrize_rgb_(_random_bn_net(3))
+    assert set(net.state_dict()) == set(EnhanceNetwork().state_dict())
+    x = _dark_image(20, 24)
+    with torch.inference_mode():
+        ref = net(x)
+        for perm in itertools.permutations(range(3)):
+            torch.testing.assert_close(net(x[:, list(perm)]), ref[:, list(perm)])
+        grey = net(torch.full((1, 3, 8, 8), 0.1))
+    assert float(grey.std(dim=1).max()) < 1e-6
 
 
 def test_enhance_rejects_bad_input() -> None:
@@ -281,15 +296,15 @@ def test_training_is_deterministic(tmp_path: Path) -> None:
         assert ka == kb and torch.equal(va, vb), ka
 
 
-@pytest.mark.parametrize("self_calibrated", [False, True])
-def test_finetune_runs_and_returns_network(self_calibrated: bool) -> None:
+@pytest.mark.parametrize(("self_calibrated", "symmetric"), [(False, False), (True, False), (False, True)])
+def test_finetune_runs_and_returns_network(self_calibrated: bool, symmetric: bool) -> None:
     start = _random_bn_net()
     before = {k: v.clone() for k, v in start.state_dict().items()}
     frames = [_dark_image(24, 32, seed=s)[0] for s in range(3)]
     lines: list[str] = []
     net = finetune_sci(
         start, frames, iterations=3, batch_size=2, seed=0, log=lines.append, log_every=1,
-        self_calibrated=self_calibrated, threads=1,
+        self_calibrated=self_calibrated, channel_symmetric=symmetric, threads=1,
     )  # fmt: skip
     assert isinstance(net, EnhanceNetwork) and not net.training
     assert len(lines) == 3
@@ -298,6 +313,10 @@ def test_finetune_runs_and_returns_network(self_calibrated: bool) -> None:
     with torch.inference_mode():
         out = enhance(net, frames[0][None])[1]
     assert torch.isfinite(out).all()
+    if symmetric:
+        with torch.inference_mode():
+            grey = net(torch.full((1, 3, 8, 8), 0.2))
+        assert float(grey.std(dim=1).max()) < 1e-6
 
 
 # ---------------------------------------------------------------------------- video

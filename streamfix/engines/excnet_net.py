@@ -406,6 +406,5 @@ class CurveEstimator:
         self.frames += 1
         if not math.isfinite(float(loss)):
             raise FloatingPointError("ExCNet loss is not finite")
-        return FitResult(
-            float(glob[0].detach()), float(glob[1].detach()), cells.detach() if cells is not None else None, steps, float(loss), converged
-        )
+        local = cells.detach() if cells is not None else None
+        return FitResult(float(glob[0].detach()), float(glob[1].detach()), local, steps, float(loss), converged)

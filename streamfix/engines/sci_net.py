@@ -40,6 +40,7 @@ __all__ = [
     "rgb_to_ycbcr",
     "save_enhance_weights",
     "sci_loss",
+    "symmetrize_rgb_",
     "weights_init",
 ]
 
@@ -168,6 +169,41 @@ def weights_init(module: nn.Module) -> None:
             nn.init.zeros_(module.bias)
     elif isinstance(module, nn.BatchNorm2d):
         nn.init.normal_(module.weight, 1.0, 0.02)
+
+
+@torch.no_grad()
+def symmetrize_rgb_(net: EnhanceNetwork) -> EnhanceNetwork:
+    """Project a 3-channel :class:`EnhanceNetwork` onto the RGB-permutation-equivariant nets, in place.
+
+    Every 3→3 convolution becomes ``a·I + b·(J − I)`` per kernel tap (one weight for the same
+    channel, one shared by the other two; the means of the diagonal and off-diagonal
+    entries), and every per-channel vector (biases, BatchNorm affine parameters and running
+    statistics) becomes its mean. The result treats R, G and B alike: a grey input gives a
+    grey illumination, and permuting the input channels permutes the output. Keys and shapes
+    are unchanged, so the result loads wherever an official checkpoint does.
+
+    Args:
+        net: an :class:`EnhanceNetwork` with ``channels=3``.
+
+    Returns:
+        ``net``.
+    """
+    eye = torch.eye(3, dtype=torch.bool)
+    for module in net.modules():
+        if isinstance(module, nn.Conv2d):
+            if module.weight.shape[:2] != (3, 3):
+                raise ValueError(f"symmetrize_rgb_ needs 3→3 convolutions, got {tuple(module.weight.shape)}")
+            w = module.weight
+            diag = w[eye].mean(dim=0)
+            off = w[~eye].mean(dim=0)
+            w.copy_(torch.where(eye[:, :, None, None], diag, off))
+            if module.bias is not None:
+                module.bias.fill_(float(module.bias.mean()))
+        elif isinstance(module, nn.BatchNorm2d):
+            for t in (module.weight, module.bias, module.running_mean, module.running_var):
+                if t is not None:
+                    t.fill_(float(t.mean()))
+    return net
 
 
 def rgb_to_ycbcr(x: torch.Tensor) -> torch.Tensor:

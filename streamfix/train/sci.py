@@ -43,6 +43,7 @@ from streamfix.engines.sci_net import (
     load_enhance_weights,
     save_enhance_weights,
     sci_loss,
+    symmetrize_rgb_,
 )
 from streamfix.errors import InputError, Interrupted, OutputError, StreamfixError, UsageError
 
@@ -292,6 +293,7 @@ def train_sci(
     init: EnhanceNetwork | str | os.PathLike[str] | None = None,
     max_mean: float | None = None,
     channel_shuffle: bool = True,
+    channel_symmetric: bool = True,
 ) -> tuple[EnhanceNetwork, dict[str, object]]:
     """Self-calibrated SCI training on unpaired low-light images.
 
@@ -315,6 +317,12 @@ def train_sci(
             official code). Without it, runs on DICM/SICE learned a per-channel illumination
             offset (a flat grey input came out magenta); the loss is symmetric in the
             channels, so permuted data push the network towards a channel-symmetric estimate.
+        channel_symmetric: keep the enhance network RGB-permutation-equivariant
+            (:func:`~streamfix.engines.sci_net.symmetrize_rgb_` after the initialisation and
+            after every step; not in the official code). Without it the tiny network breaks
+            the channel symmetry on its own (two channels pair up, the third gets a different
+            illumination offset), which shows as a colour cast; channel shuffling alone
+            reduced but did not remove it.
 
     Returns:
         ``(net, stats)``: the trained :class:`EnhanceNetwork` in eval mode, and
@@ -342,6 +350,8 @@ def train_sci(
         model = SCITrainingNetwork(stages=3, init=True)
         if init is not None:
             _init_from(model, init)
+        if channel_symmetric:
+            symmetrize_rgb_(model.enhance)
         model.train()
         opt = _optimiser(model.parameters(), lr)
         sampler = _CropSampler(images, crop, rng, channel_shuffle=channel_shuffle)
@@ -353,6 +363,8 @@ def train_sci(
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
             opt.step()
+            if channel_symmetric:
+                symmetrize_rgb_(model.enhance)
             progress.step(it, float(loss.detach()))
     stats: dict[str, object] = {
         "iterations": iterations,
@@ -363,6 +375,7 @@ def train_sci(
         "image_dirs": [str(d) for d in image_dirs],
         "max_mean": max_mean,
         "channel_shuffle": channel_shuffle,
+        "channel_symmetric": channel_symmetric,
         "seconds": round(progress.seconds, 1),
         "final_loss": progress.final_loss(),
         "last_loss": progress.losses[-1],
@@ -383,6 +396,7 @@ def finetune_sci(
     lr: float = FINETUNE_LR,
     crop: int | None = None,
     self_calibrated: bool = False,
+    channel_symmetric: bool = False,
     log_every: int = 10,
     threads: int | None = None,
 ) -> EnhanceNetwork:
@@ -405,6 +419,8 @@ def finetune_sci(
         lr: Adam learning rate.
         crop: random square crops of this side instead of whole frames.
         self_calibrated: train the full self-calibrated model.
+        channel_symmetric: keep the enhance network RGB-permutation-equivariant (see
+            :func:`train_sci`); projects the initial weights first.
         log_every: progress interval in iterations.
         threads: torch intra-op threads (default: at most 2).
 
@@ -438,6 +454,9 @@ def finetune_sci(
             model = copy.deepcopy(net_or_weights)
         else:
             model = load_enhance_weights(net_or_weights)
+        enh = model.enhance if isinstance(model, SCITrainingNetwork) else model
+        if channel_symmetric:
+            symmetrize_rgb_(enh)
         model.requires_grad_(True)
         model.train()
         opt = _optimiser(model.parameters(), lr)
@@ -461,6 +480,8 @@ def finetune_sci(
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
             opt.step()
+            if channel_symmetric:
+                symmetrize_rgb_(enh)
             progress.step(it, float(loss.detach()))
     return _final_enhance(model)
 
@@ -574,6 +595,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="train without the random RGB channel permutation (the official code has none)",
     )
+    parser.add_argument(
+        "--channel-symmetric",
+        dest="channel_symmetric",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="keep the network RGB-permutation-equivariant (default: on for training, off for --finetune)",
+    )
     parser.add_argument("--log-every", type=int, default=None, help="progress interval in iterations")
     parser.add_argument("--seconds", type=float, default=3.0, help="--finetune: seconds of video to use (default 3)")
     parser.add_argument("--max-frames", type=int, default=48, help="--finetune: most frames to use (default 48)")
@@ -634,6 +662,7 @@ def run(args: argparse.Namespace) -> int:
                 init=args.weights,
                 max_mean=args.max_mean,
                 channel_shuffle=args.channel_shuffle,
+                channel_symmetric=args.channel_symmetric is not False,
             )
             meta = {
                 "mode": "train",
@@ -641,6 +670,7 @@ def run(args: argparse.Namespace) -> int:
                 "images": str(stats["images"]),
                 "max_mean": "" if args.max_mean is None else str(args.max_mean),
                 "channel_shuffle": str(args.channel_shuffle).lower(),
+                "channel_symmetric": str(args.channel_symmetric is not False).lower(),
                 "iterations": str(stats["iterations"]),
                 "batch_size": str(stats["batch_size"]),
                 "crop": str(stats["crop"]),
@@ -661,6 +691,7 @@ def run(args: argparse.Namespace) -> int:
                 log=log,
                 crop=args.crop,
                 self_calibrated=args.self_calibrated,
+                channel_symmetric=bool(args.channel_symmetric),
                 log_every=args.log_every or 10,
                 threads=args.threads,
             )
@@ -668,6 +699,7 @@ def run(args: argparse.Namespace) -> int:
                 "mode": "finetune-self-calibrated" if args.self_calibrated else "finetune",
                 "data_dirs": json.dumps([str(args.finetune)]),
                 "frames": str(len(frames)),
+                "channel_symmetric": str(bool(args.channel_symmetric)).lower(),
                 "iterations": str(iterations),
                 "seconds": f"{time.perf_counter() - t0:.1f}",
             }
