@@ -121,7 +121,7 @@ def test_sci_engine_on_image(cli, tmp_path, tiny_sci_weights):
     assert res.rc == 0, res.err
     got = _read(out)
     assert got.shape == (H, W, 3)
-    assert _diff(got, _read(src)).mean() > 5
+    assert _diff(got, _read(src)).mean() > 1  # identity: < 0.5; channel-max SCI keeps hue
 
 
 def test_folder_of_images(cli, tmp_path):

@@ -253,7 +253,7 @@ def test_sci_engine_changes_the_picture(cli, clips, tmp_path, tiny_sci_weights):
     _same_video_timing(si, so)
     _same_packets(si["audio"][0], so["audio"][0])
     src, got = decoded(clips.audio.path, "rgb24"), decoded(out, "rgb24")
-    assert mean_abs_diff(src, got) > 5
+    assert mean_abs_diff(src, got) > 1  # identity gives < 0.5
     assert all(np.isfinite(g).all() and 0 < g.mean() < 255 and g.std() > 5 for g in got)
 
 

@@ -35,14 +35,25 @@ class SCIEngine(Engine):
             raise StreamfixError(str(e)) from None
         fit = card.raw.get("fit", {})
         self._fit_kw = {k: float(fit[k]) for k in ("prior_weight", "smoothness") if k in fit}
+        self.illumination = str(card.raw.get("illumination", "per-channel"))
+        if self.illumination not in ("per-channel", "channel-max"):
+            raise StreamfixError(f"engine card sci: unknown illumination {self.illumination!r}")
 
     def network(self) -> torch.nn.Module:
         return self.net
 
     @torch.inference_mode()
     def enhance_thumbnail(self, rgb: torch.Tensor) -> torch.Tensor:
-        """SCI's output ``(3, h, w)`` in [0, 1] for a thumbnail ``(3, h, w)`` in [0, 1]."""
-        _, out = enhance(self.net, rgb[None].to(self.device))
+        """The enhanced image ``(3, h, w)`` in [0, 1] for an image ``(3, h, w)`` in [0, 1].
+
+        With the card's ``illumination = "channel-max"`` every channel is divided by the largest
+        of the three illumination estimates, so hue is kept (per-channel division turned a blue
+        sky pink with this project's weights); ``"per-channel"`` is SCI's own ``x / i``.
+        """
+        x = rgb[None].to(self.device)
+        illu, out = enhance(self.net, x)
+        if self.illumination == "channel-max":
+            out = torch.clamp(x / illu.amax(dim=1, keepdim=True), 0.0, 1.0)
         return out[0].float().cpu()
 
     def predict(self, thumb: Thumbnail) -> BilateralGrid:
