@@ -1,13 +1,20 @@
-"""Per-video adaptation: SCI fine-tuned online on the first seconds of the video being processed.
+"""Per-video adaptation: SCI fine-tuned on the first seconds of the video being processed.
 
 SCI's ``finetune.py`` adapts the illumination network to one scene before running it. Here the
 same loss and optimiser (:func:`streamfix.engines.sci_net.sci_loss`, Adam at SCI's fine-tuning
-rate, gradient clipping — as :func:`streamfix.train.sci.finetune_sci`) run *while* the video
-plays: during the first ``seconds`` of video every frame's thumbnail joins a small buffer and
-the network takes ``steps`` optimiser steps on thumbnails drawn from it; the engine predicts
-with the network as it is so far, so the picture drifts smoothly (and the temporal filter
-smooths the drift further). After the window, or once ``budget`` seconds of compute are spent,
-the network is frozen. Nothing is written to disk.
+rate, gradient clipping — as :func:`streamfix.train.sci.finetune_sci`) run inside ``streamfix
+enhance``, bounded in time, in one of two ways:
+
+* :meth:`OnlineAdapter.warm_up` (files, what ``--adapt`` does): the first ``seconds`` are read
+  ahead at thumbnail size, the network is fine-tuned on them (at most ``budget`` seconds of
+  compute), then the whole video is enhanced with it — the picture never drifts mid-video.
+* :meth:`OnlineAdapter.predict` (streams, where nothing can be read ahead): during the first
+  ``seconds`` every frame's thumbnail joins a small buffer and the network takes ``steps``
+  optimiser steps on thumbnails drawn from it; the engine predicts with the network as it is so
+  far. The output drifts while it adapts (the temporal filter follows a persistent drift, as
+  it should, so this shows in MABD); after the window or the budget the network is frozen.
+
+Nothing is written to disk.
 
 Example:
     >>> from streamfix.engines.registry import EngineCard
@@ -134,19 +141,52 @@ class OnlineAdapter:
         self._remember(x_now)
         with torch.enable_grad():
             for k in range(self.steps):
-                x = x_now if k == 0 else self.buffer[self.rng.randrange(len(self.buffer))]
-                x = x[None]
-                self.opt.zero_grad(set_to_none=True)
-                loss = sci_loss(x, self.train_net(x))
-                loss.backward()
-                nn.utils.clip_grad_norm_(self.train_net.parameters(), GRAD_CLIP)
-                self.opt.step()
-                self.steps_done += 1
-                self.losses.append(float(loss.detach()))
-        device = self.engine.net.in_conv[0].weight.device
-        self.engine.net.load_state_dict({k: v.detach().to(device) for k, v in self.train_net.state_dict().items()})
+                self._step(x_now if k == 0 else self.buffer[self.rng.randrange(len(self.buffer))])
+        self._publish()
         self.frames_adapted += 1
         self.seconds_spent += time.perf_counter() - t0
+
+    def _step(self, x: torch.Tensor) -> None:
+        """One optimiser step of SCI's fine-tuning loss on a ``(3, h, w)`` frame."""
+        x = x[None]
+        self.opt.zero_grad(set_to_none=True)
+        loss = sci_loss(x, self.train_net(x))
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.train_net.parameters(), GRAD_CLIP)
+        self.opt.step()
+        self.steps_done += 1
+        self.losses.append(float(loss.detach()))
+
+    def _publish(self) -> None:
+        """Copy the adapted weights into the engine's inference network."""
+        device = self.engine.net.in_conv[0].weight.device
+        self.engine.net.load_state_dict({k: v.detach().to(device) for k, v in self.train_net.state_dict().items()})
+
+    def warm_up(self, frames: list[torch.Tensor], iterations: int | None = None) -> None:
+        """Fine-tune on frames read ahead (a file's first seconds) before any frame is enhanced.
+
+        The picture then never drifts while the network adapts: the whole video, its first
+        seconds included, is enhanced by the adapted network. Trains ``iterations`` steps (default
+        ``steps × len(frames)``) on frames drawn from ``frames``, within the time ``budget``;
+        afterwards the adapter is frozen.
+
+        Args:
+            frames: ``(3, h, w)`` float tensors in ``[0, 1]`` (e.g. from
+                :func:`streamfix.train.sci.frames_from_video`).
+            iterations: optimiser steps.
+        """
+        t0 = time.perf_counter()
+        small = [self._small(f) for f in frames]
+        n = iterations if iterations is not None else self.steps * len(small)
+        with torch.enable_grad():
+            for _ in range(n):
+                if time.perf_counter() - t0 >= self.budget:
+                    break
+                self._step(small[self.rng.randrange(len(small))])
+        self._publish()
+        self.frames_adapted = len(small)
+        self.seconds_spent += time.perf_counter() - t0
+        self.frames = self.window  # frozen: predict() only delegates from now on
 
     def predict(self, thumb: Thumbnail) -> BilateralGrid:
         if self.active:

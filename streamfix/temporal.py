@@ -21,13 +21,14 @@ grid at once). Modes:
   Either one bounds the delay: a step is followed within a handful of frames (measured by
   tools/temporal_report.py), while ±10 % alternating jitter is attenuated ≈ 12× at strength 0.85.
 
-  A third piece keeps what a per-frame engine does right: engines such as SCI compensate the
-  input's own small brightness fluctuations (a brighter frame gets a little less gain). The
-  engine's frame-to-frame brightness change is regressed on the input's (with forgetting and a
-  prior that keeps the slope at 0 for a steady input); the part it explains is applied at once,
-  only the unexplained rest (jitter) is smoothed. Without it a held grid passes the input's
-  fluctuations at its local slope and the output pumps more than the engine's own (dark.mp4,
-  SCI: MABD/gain 1.04 smoothed vs 0.91 adaptive).
+  Last, a *brightness lock*: a steady grid passes the input's own small brightness fluctuations
+  (codec breathing, sensor noise, a hand-held camera) at its local slope, which in the shadows
+  exceeds its mean gain, so the output pumps more than the input (MABD/gain above 1) although
+  the engine does not flicker. The blended grid is scaled so that its predicted mean output on
+  the thumbnail is ``R̄ · μ̄^(1−ρ) · μ^ρ`` — μ the thumbnail's mean luma, R̄ (output ÷ input) and
+  μ̄ filtered with the same adaptive weight as the grid, so real changes, which open the filter,
+  pass at once, while fast fluctuations are scaled by ρ = 0.5 (a deflicker of the input, as
+  FFmpeg's ``deflicker`` but relative to the enhancement). The correction is at most ±10 %.
 
 Scene cuts are detected on thumbnails by :class:`SceneCutDetector`: a cut changes the
 *structure* of the picture (the rank order of its block brightnesses), a lighting change or a
@@ -96,13 +97,11 @@ PERSISTENCE_BETA = 0.7
 #: persistence above this starts to open the filter; 1 opens it to PERSISTENCE_ALPHA
 PERSISTENCE_ONSET = 0.6
 PERSISTENCE_ALPHA = 0.6
-#: forgetting factor (per frame at 30 fps) of the regression of the engine's brightness changes on the input's
-EXPLAIN_FORGET = 0.95
-#: regularisation of that regression (in squared natural-log units of input change): with a steady input
-#: the slope stays near 0, so jitter is never passed as "explained"
-EXPLAIN_PRIOR = 1e-5
-#: the explained slope is kept within this range (relative output change per relative input change)
-EXPLAIN_RANGE = (-1.0, 0.5)
+#: brightness lock (adaptive mode): the input's own fast brightness fluctuations reach the output's
+#: predicted mean brightness scaled by this (1: proportionally; 0: not at all)
+LOCK_RHO = 0.5
+#: the lock's correction of one frame stays within [1/LOCK_RANGE, LOCK_RANGE]
+LOCK_RANGE = 1.1
 #: innovations smaller than this (relative brightness) never count as persistent (quantisation, noise)
 INNOVATION_FLOOR = 0.01
 
@@ -248,6 +247,8 @@ def grid_response(grid: BilateralGrid, thumb: Thumbnail) -> tuple[torch.Tensor, 
     """
     d, gh, gw = grid.shape
     luma = thumb.luma.float().clamp(0, 1)
+    if min(luma.shape) >= 64:  # half resolution is plenty for brightness weights (4× cheaper)
+        luma = F.avg_pool2d(luma[None, None], 2)[0, 0]
     h, w = luma.shape
     z = (interp1d(grid.guide_curve().float(), luma) * d).long().clamp(0, d - 1)
     rows = (torch.arange(h) * gh // h).view(h, 1)
@@ -301,10 +302,8 @@ class TemporalFilter:
         self._input_floor = INPUT_CHANGE_FLOOR * per
         self._trust_decay = INPUT_TRUST_DECAY**per
         self._trust_in = 0.0
-        self._forget = EXPLAIN_FORGET**per
-        self._engine_prev: BilateralGrid | None = None
-        self._sxy = 0.0
-        self._sxx = EXPLAIN_PRIOR
+        self._ratio: float | None = None  # brightness lock: output ÷ input mean brightness, filtered
+        self._mu_bar: float | None = None  # … and the input's mean brightness, filtered
         self.detector = detector or SceneCutDetector()
         self._prev: BilateralGrid | None = None
         self._pending_cut: bool | None = None
@@ -320,8 +319,7 @@ class TemporalFilter:
         self._pending_cut = None
         self._log_mean = None
         self._m = self._a = self._trust_in = 0.0
-        self._engine_prev = None
-        self._sxy, self._sxx = 0.0, EXPLAIN_PRIOR
+        self._ratio = self._mu_bar = None
         self.detector.reset()
 
     def observe(self, thumb: Thumbnail) -> bool:
@@ -350,8 +348,7 @@ class TemporalFilter:
         if prev is None or cut or self.strength == 0.0 or prev.shape != grid.shape:
             self._prev = grid
             self._m = self._a = self._trust_in = 0.0
-            self._engine_prev = grid
-            self._sxy, self._sxx = 0.0, EXPLAIN_PRIOR
+            self._ratio = self._mu_bar = None
             return TemporalStep(grid, cut, self.detector.last_distance, 1.0, 0.0, d_in)
         alpha = 1.0 - self._keep
         innovation = 0.0
@@ -375,19 +372,19 @@ class TemporalFilter:
         alpha = max(alpha, alpha + (1.0 - alpha) * trust_in, alpha + (PERSISTENCE_ALPHA - alpha) * trust_p)
         out = grid.blend(prev, alpha)
         self._prev = out
-        # the part of the engine's own brightness change that the input explains passes at once
-        engine_prev, self._engine_prev = self._engine_prev, grid
-        if engine_prev is not None and engine_prev.shape == grid.shape:
-            e_prev = float((weights * probe_luma(engine_prev, probes)).sum())
-            change = r_new / e_prev - 1.0 if e_prev > 1e-3 else 0.0
-            x = d_in * math.log(2.0)  # relative change of the input's brightness
-            self._sxy = self._forget * self._sxy + change * x
-            self._sxx = self._forget * self._sxx + x * x + (1.0 - self._forget) * EXPLAIN_PRIOR
-            slope = min(max(self._sxy / self._sxx, EXPLAIN_RANGE[0]), EXPLAIN_RANGE[1])
-            explained = slope * x
-            if explained != 0.0 and math.isfinite(explained):
-                out = BilateralGrid(out.coeffs * (1.0 + (1.0 - alpha) * explained), out.guide)
-                self._prev = out
+        # brightness lock: the output's predicted mean brightness follows the input's at the filtered
+        # ratio, the input's fast fluctuations scaled by LOCK_RHO
+        mu = float((weights * probes).sum())
+        pred = float((weights * probe_luma(out, probes)).sum())
+        if mu > 1e-4 and pred > 1e-4:
+            if self._ratio is None or self._mu_bar is None:
+                self._ratio, self._mu_bar = pred / mu, mu
+            else:
+                self._ratio += alpha * (pred / mu - self._ratio)
+                self._mu_bar += alpha * (mu - self._mu_bar)
+            target = self._ratio * self._mu_bar ** (1.0 - LOCK_RHO) * mu**LOCK_RHO
+            c = min(max(target / pred, 1.0 / LOCK_RANGE), LOCK_RANGE)
+            out = BilateralGrid(out.coeffs * c, out.guide)
         return TemporalStep(out, False, self.detector.last_distance, alpha, innovation, d_in)
 
     def update(self, grid: BilateralGrid, thumb: Thumbnail) -> TemporalStep:

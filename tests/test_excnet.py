@@ -179,6 +179,24 @@ def test_online_adaptation_trains_during_the_window_only() -> None:
     assert not eng.net.training
 
 
+def test_warm_up_adapts_before_the_first_frame_and_freezes() -> None:
+    eng = _SCILike()
+    from streamfix.engines.sci_net import sci_loss
+
+    frames = [(torch.from_numpy(backlit_frame(64, 36, t / 10, seed=1)).permute(2, 0, 1).float() / 255.0) * 0.3
+              for t in range(4)]
+    with torch.no_grad():
+        before = float(sci_loss(frames[0][None], eng.net(frames[0][None])))
+    ad = OnlineAdapter(eng, seconds=1.0, fps=4.0, steps=10)
+    ad.warm_up(frames)
+    with torch.no_grad():
+        after = float(sci_loss(frames[0][None], eng.net(frames[0][None])))
+    assert ad.report()["steps"] == 40 and after < before
+    for f in frames:
+        ad.predict(Thumbnail(f, f.mean(0)))
+    assert ad.report()["steps"] == 40 and len(set(eng.seen)) == 1  # frozen: no training while it plays
+
+
 def test_online_adaptation_stops_at_the_time_budget() -> None:
     eng = _SCILike()
     ad = OnlineAdapter(eng, seconds=10.0, fps=30.0, budget=0.0)

@@ -112,8 +112,8 @@ def test_filter_blends_and_resets_at_cut(mode: str) -> None:
     for i, (_, f) in enumerate(scenes[:10]):
         gain = 2.0 if i < 8 else 3.0
         step = filt.update(BilateralGrid(BilateralGrid.identity(2, 2, 2).coeffs * gain), _thumb(f))
-        if i == 7:
-            assert abs(float(step.grid.coeffs[0, 0, 0, 0]) - 2.0) < 1e-5
+        if i == 7:  # (adaptive: the brightness lock may scale the grid by a few %)
+            assert abs(float(step.grid.coeffs[0, 0, 0, 0]) - 2.0) < (1e-5 if mode == "smooth" else 0.1)
         if i == 8:  # the cut: the new grid is taken as is
             assert step.scene_cut and abs(float(step.grid.coeffs[0, 0, 0, 0]) - 3.0) < 1e-5
     assert filt.cuts == 1

@@ -7,6 +7,13 @@ norm clipping at 5, on unpaired low-light images (no ground truth). Images are d
 long side of at most 512 and fed as random crops (default 256: the thumbnail size the engine
 sees) with random flips. Only the enhance network is kept.
 
+Two additions to the official recipe, both on by default in :func:`train_sci` and recorded in
+the weights' metadata: crops get a random RGB permutation, and the enhance network is kept
+RGB-permutation-equivariant (:func:`~streamfix.engines.sci_net.symmetrize_rgb_`). Without the
+latter, runs on DICM/SICE learned a colour cast (one channel's illumination drifted from the
+other two). ``max_mean`` (``--max-mean``) drops bright images from a training folder: SCI's
+enhancement strength follows the darkness of its training data.
+
 Fine-tuning follows the official ``finetune.py``: the enhance network, initialised from given
 weights, is trained alone with the single-stage loss on the frames of one scene (lr 5e-4,
 otherwise as above). ``self_calibrated=True`` trains the full three-stage model instead.
