@@ -42,3 +42,11 @@ def seconds(text: str) -> float:
     for p in parts:
         total = total * 60 + p
     return total
+
+
+def check_blend_and_crf(temporal_strength: float, crf: float | None) -> None:
+    """Range checks shared by the faces that take ``--temporal-strength`` and ``--crf``."""
+    if temporal_strength >= 1.0:
+        raise UsageError("--temporal-strength must be below 1 (1 would freeze the first frame's grid)")
+    if crf is not None and not 0 <= float(crf) <= 63:
+        raise UsageError(f"--crf must be in [0, 63], got {crf:g}")

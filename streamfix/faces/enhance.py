@@ -14,7 +14,7 @@ from streamfix.backends import BACKENDS, Backend, create_backend_engine, select_
 from streamfix.enhancer import STAGES, Enhancer
 from streamfix.errors import InputError, OutputError, UsageError
 from streamfix.events import Bus, Event
-from streamfix.faces.args import seconds, unit_float
+from streamfix.faces.args import check_blend_and_crf, seconds, unit_float
 from streamfix.io.images import IMAGE_EXTENSIONS, is_image_path, read_image, write_image
 from streamfix.io.reader import check_input_path
 from streamfix.io.writer import EncodeOptions, check_output_path, validate_encoder
@@ -58,7 +58,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="excnet: optimiser steps per frame after the first (default 4, from the card; "
                         "a converged frame takes none)")
     p.add_argument("--adapt", type=_positive_float, metavar="SECONDS",
-                   help="fine-tune the engine (sci) on the first SECONDS of the video while it plays (off by default)")
+                   help="fine-tune the engine (sci) on the first SECONDS of the video before enhancing it "
+                        "(read ahead, at most 2×SECONDS of compute; off by default)")
     p.add_argument("--codec", help="video encoder (default libx264; h264_nvenc falls back to libx264 without NVENC; "
                    "auto: h264_nvenc when the backend is on a GPU that has NVENC, else libx264)")
     p.add_argument("--crf", type=float, help="constant rate factor for x264/x265/svtav1/vp9 (default 20)")
@@ -115,11 +116,8 @@ def resolve(args: argparse.Namespace) -> Settings:
         return flag if flag is not None else preset[section][key]
 
     ts = float(pick(args.temporal_strength, "temporal", "strength"))
-    if ts >= 1.0:
-        raise UsageError("--temporal-strength must be below 1 (1 would freeze the first frame's grid)")
     crf = pick(args.crf, "encode", "crf")
-    if crf is not None and not 0 <= float(crf) <= 63:
-        raise UsageError(f"--crf must be in [0, 63], got {crf:g}")
+    check_blend_and_crf(ts, crf)
     mode = str(pick(args.temporal, "temporal", "mode"))
     try:
         resolve_mode(mode)
@@ -202,10 +200,14 @@ def build_enhancer(
             engine = OnlineAdapter(engine, s.adapt, fps)
         except ValueError as e:
             raise UsageError(f"--adapt: {e}") from None
-        bus.info("adapt", f"fine-tuning {s.engine} on the first {s.adapt:g} s of the video as it plays")
+        bus.info("adapt", f"fine-tuning {s.engine} on the first {s.adapt:g} s of the video (read ahead)")
     mode = resolve_mode(s.temporal)
     temporal = TemporalFilter(s.temporal_strength, mode=mode, fps=fps) if (video and mode != "off") else None
     return Enhancer(engine, backend.device, s.strength, temporal)
+
+
+#: most frames read ahead for --adapt
+MAX_ADAPT_FRAMES = 150
 
 
 def video_fps(path: Path) -> float:
@@ -268,6 +270,12 @@ def _run_video(src: Path, dst: Path, s: Settings, bus: Bus, args: argparse.Names
     if encode is not s.encode:
         validate_encoder(encode, dst)
     enhancer = build_enhancer(s, bus, video=True, backend=backend, fps=video_fps(src))
+    if isinstance(enhancer.engine, OnlineAdapter):  # a file can be read ahead: adapt first, then enhance
+        from streamfix.train.sci import frames_from_video
+
+        frames = frames_from_video(src, seconds=s.adapt or 0.0, max_frames=int(MAX_ADAPT_FRAMES),
+                                   long_side=enhancer.engine.card.thumbnail)
+        enhancer.engine.warm_up(frames)
     sampler = None
     if getattr(args, "stats", False):
         from streamfix.telemetry import GpuSampler

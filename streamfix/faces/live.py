@@ -12,7 +12,7 @@ from typing import Any
 
 from streamfix.errors import UsageError
 from streamfix.events import Bus, Event
-from streamfix.faces.args import seconds, unit_float
+from streamfix.faces.args import check_blend_and_crf, seconds, unit_float
 from streamfix.faces.enhance import Settings, build_enhancer
 from streamfix.io.writer import EncodeOptions
 from streamfix.live.config import PREVIEWS, load_live_preset
@@ -88,11 +88,8 @@ def resolve(args: argparse.Namespace) -> tuple[Settings, dict[str, Any]]:
         return flag if flag is not None else preset[section][key]
 
     ts = float(pick(args.temporal_strength, "temporal", "strength"))
-    if ts >= 1.0:
-        raise UsageError("--temporal-strength must be below 1 (1 would freeze the first frame's grid)")
     crf = pick(args.crf, "encode", "crf")
-    if crf is not None and not 0 <= float(crf) <= 63:
-        raise UsageError(f"--crf must be in [0, 63], got {crf:g}")
+    check_blend_and_crf(ts, crf)
     settings = Settings(
         engine=pick(args.engine, "enhance", "engine"),
         weights=args.weights,

@@ -37,8 +37,3 @@ class Planes:
     def empty_like(cls, other: Planes) -> Planes:
         """Fresh contiguous planes of the same shapes, dtype and format."""
         return cls(np.empty_like(other.y), np.empty_like(other.u), np.empty_like(other.v), other.fmt)
-
-    def chroma_size(self) -> tuple[int, int]:
-        sy, sx = self.fmt.chroma_shift
-        h, w = self.size
-        return -(-h // (1 << sy)), -(-w // (1 << sx))
