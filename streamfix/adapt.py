@@ -113,9 +113,7 @@ class OnlineAdapter:
         return self.engine.net
 
     def scene_cut(self) -> None:
-        notify = getattr(self.engine, "scene_cut", None)
-        if notify is not None:
-            notify()
+        self.engine.scene_cut()
 
     def _small(self, rgb: torch.Tensor) -> torch.Tensor:
         h, w = rgb.shape[-2:]

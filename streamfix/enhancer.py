@@ -83,9 +83,7 @@ class Enhancer:
         t0 = time.perf_counter()
         if self.temporal is not None and self.temporal.observe(thumb):
             self.scene_cuts.append(self.frames)
-            notify = getattr(self.engine, "scene_cut", None)  # stateful engines (excnet) restart
-            if notify is not None:
-                notify()
+            self.engine.scene_cut()  # stateful engines (excnet, warm-started fits) restart
         t1 = time.perf_counter()
         grid = self.engine.predict(thumb)
         t2 = time.perf_counter()
@@ -111,8 +109,13 @@ class Enhancer:
         self.clock.add("slice", time.perf_counter() - t1)
         return grid
 
-    def enhance_rgb(self, rgb: np.ndarray) -> np.ndarray:
-        """Enhance a packed ``(H, W, 3)`` uint8 RGB image; returns a new uint8 image."""
+    def enhance_rgb(self, rgb: np.ndarray, new_scene: bool = False) -> np.ndarray:
+        """Enhance a packed ``(H, W, 3)`` uint8 RGB image; returns a new uint8 image.
+
+        ``new_scene``: the image is unrelated to the previous call (a still, not the next frame):
+        the engine forgets what it carried over (warm starts, iteration budgets)."""
+        if new_scene:
+            self.engine.scene_cut()
         t0 = time.perf_counter()
         thumb = thumbnail_from_rgb(rgb, self.engine.card.thumbnail)
         self.clock.add("thumbnail", time.perf_counter() - t0)

@@ -191,6 +191,7 @@ def engine_method(
 
         enh = Enhancer(engine, temporal=TemporalFilter(temporal_strength) if temporal else None)
         clocks.append(enh.clock)
+        engine.scene_cut()  # a new video: nothing carries over from the previous one
 
         def step(frame: object) -> tuple[Frame, Frame]:
             out = enhance_frame(enh, frame)  # type: ignore[arg-type]
@@ -206,7 +207,10 @@ def engine_method(
                 res[stage] = float(np.mean(vals))
         return res
 
-    return Method(name, still.enhance_rgb, make_video, timing)
+    def still_image(rgb: np.ndarray) -> np.ndarray:
+        return still.enhance_rgb(rgb, new_scene=True)
+
+    return Method(name, still_image, make_video, timing)
 
 
 # --------------------------------------------------------------------------------------------

@@ -51,7 +51,7 @@ def main() -> int:
         for p in files:
             rgb = read_rgb(p)
             t0 = time.perf_counter()
-            lifted = enhancer.enhance_rgb(rgb)
+            lifted = enhancer.enhance_rgb(rgb, new_scene=True)
             t1 = time.perf_counter()
             full = engine.enhance_full_resolution(rgb)
             t2 = time.perf_counter()

@@ -88,6 +88,10 @@ class Engine:
         """The engine's neural network (what TensorRT would compile), or None."""
         return None
 
+    def scene_cut(self) -> None:
+        """The next thumbnail starts a new scene (or is an unrelated image): forget any state
+        carried from frame to frame. Stateless engines ignore it."""
+
 
 _REGISTRY: dict[str, type[Engine]] = {}
 

@@ -16,7 +16,7 @@ from streamfix.engines.registry import Engine, EngineCard, register_engine
 from streamfix.engines.sci_net import EnhanceNetwork, enhance, load_enhance_weights
 from streamfix.errors import StreamfixError
 from streamfix.grid.bilateral import BilateralGrid, Thumbnail
-from streamfix.grid.fit import fit_grid
+from streamfix.grid.fit import GridFitter
 
 
 @register_engine
@@ -35,6 +35,7 @@ class SCIEngine(Engine):
             raise StreamfixError(str(e)) from None
         fit = card.raw.get("fit", {})
         self._fit_kw = {k: float(fit[k]) for k in ("prior_weight", "smoothness") if k in fit}
+        self.fitter = GridFitter(card.grid, **self._fit_kw)
         self.illumination = str(card.raw.get("illumination", "per-channel"))
         if self.illumination not in ("per-channel", "channel-max"):
             raise StreamfixError(f"engine card sci: unknown illumination {self.illumination!r}")
@@ -58,7 +59,11 @@ class SCIEngine(Engine):
 
     def predict(self, thumb: Thumbnail) -> BilateralGrid:
         target = self.enhance_thumbnail(thumb.rgb)
-        return fit_grid(thumb, target, shape=self.card.grid, **self._fit_kw)
+        return self.fitter.fit(thumb, target)
+
+    def scene_cut(self) -> None:
+        """The next fit starts cold (from the global affine fit), not from this frame's grid."""
+        self.fitter.reset()
 
     def enhance_full_resolution(self, rgb: np.ndarray) -> np.ndarray:
         """SCI the seed's way: the network on every pixel. ``(H, W, 3)`` uint8 in, uint8 out.

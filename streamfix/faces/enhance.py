@@ -330,7 +330,7 @@ def _run_image(src: Path, dst: Path, s: Settings, bus: Bus, overwrite: bool | No
     enhancer = build_enhancer(s, bus, video=False)
     t0 = time.perf_counter()
     rgb, alpha = read_image(src)
-    size = write_image(dst, enhancer.enhance_rgb(rgb), alpha)
+    size = write_image(dst, enhancer.enhance_rgb(rgb, new_scene=True), alpha)
     print(f"1 image in {time.perf_counter() - t0:.2f} s → {dst} ({_human(size)})")
     return 0
 
@@ -356,7 +356,7 @@ def _run_folder(src: Path, dst: Path, s: Settings, bus: Bus, overwrite: bool | N
     for i, (p, t) in enumerate(zip(images, targets, strict=True)):
         try:
             rgb, alpha = read_image(p)
-            total += write_image(t, enhancer.enhance_rgb(rgb), alpha)
+            total += write_image(t, enhancer.enhance_rgb(rgb, new_scene=True), alpha)
         except InputError as e:
             failed.append(p.name)
             bus.warning("image", str(e))
