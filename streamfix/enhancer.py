@@ -96,17 +96,27 @@ class Enhancer:
         self.frames += 1
         return grid.with_strength(self.strength)
 
-    def enhance_planes(self, planes: Planes, out: Planes) -> BilateralGrid:
-        """Enhance a YUV frame into ``out`` (same shapes). Returns the grid that was sliced."""
-        from streamfix.backends import slice_into
-
+    def plan(self, planes: Planes) -> BilateralGrid:
+        """The grid for a YUV frame: thumbnail → engine → temporal → strength (timed). The first
+        half of :meth:`enhance_planes`; frames must be planned in order (temporal state)."""
         t0 = time.perf_counter()
         thumb = thumbnail_from_planes(planes, self.engine.card.thumbnail)
         self.clock.add("thumbnail", time.perf_counter() - t0)
-        grid = self.grid_for(thumb)
+        return self.grid_for(thumb)
+
+    def apply(self, planes: Planes, grid: BilateralGrid, out: Planes) -> None:
+        """Slice ``grid`` into ``out`` (same shapes as ``planes``; timed). The second half of
+        :meth:`enhance_planes`; holds no state, so it may run on another thread than :meth:`plan`."""
+        from streamfix.backends import slice_into
+
         t1 = time.perf_counter()
         slice_into(planes, grid, out, self.device)
         self.clock.add("slice", time.perf_counter() - t1)
+
+    def enhance_planes(self, planes: Planes, out: Planes) -> BilateralGrid:
+        """Enhance a YUV frame into ``out`` (same shapes). Returns the grid that was sliced."""
+        grid = self.plan(planes)
+        self.apply(planes, grid, out)
         return grid
 
     def enhance_rgb(self, rgb: np.ndarray, new_scene: bool = False) -> np.ndarray:

@@ -1,8 +1,12 @@
-"""The transcode pipeline: decode ‖ enhance ‖ encode on three threads joined by bounded queues.
+"""The transcode pipeline: decode ‖ plan ‖ slice ‖ encode on four threads joined by bounded queues.
 
-    reader thread ──q──► enhance thread ──q──► calling thread (encode + mux)
+    reader ──q──► plan thread ──q──► slice thread ──q──► calling thread (encode + mux)
+                  (thumbnail → engine                (full-resolution
+                   → temporal: the grid)              bilateral slicing)
 
-PyAV's codecs, the numba kernels and PyTorch release the GIL, so the stages overlap. Audio and
+The engine works on frame n+1 while frame n is sliced and frame n−1 encoded, so the engine is
+off the slicing's critical path. PyAV's codecs, the numba kernels and PyTorch release the GIL,
+so the stages overlap. Audio and
 subtitle packets ride the same queues untouched, which keeps their order relative to video
 for the one thread that muxes. Errors raised in a worker travel down the queues and are
 re-raised on the calling thread; Ctrl-C stops the workers and removes the partial output.
@@ -22,6 +26,8 @@ import av
 from streamfix.enhancer import Enhancer
 from streamfix.errors import DamagedInputError, InputError, Interrupted, UsageError
 from streamfix.events import Bus
+from streamfix.grid.bilateral import BilateralGrid
+from streamfix.grid.planes import Planes
 from streamfix.io.frames import new_frame_like, planes_of, processing_format
 from streamfix.io.reader import DecodeReport, VideoReader
 from streamfix.io.writer import EncodeOptions, VideoWriter
@@ -46,6 +52,24 @@ class _Decoded:
 @dataclass
 class _Enhanced:
     frame: av.VideoFrame
+    rotation: int
+    at: float
+
+
+@dataclass
+class FramePlan:
+    """A decoded frame with the grid to slice into it (:func:`plan_frame`), or, for the GPU path,
+    the frame already enhanced (``done``)."""
+
+    frame: av.VideoFrame
+    planes: Planes | None = None
+    grid: BilateralGrid | None = None
+    done: av.VideoFrame | None = None
+
+
+@dataclass
+class _Planned:
+    plan: FramePlan
     rotation: int
     at: float
 
@@ -119,7 +143,9 @@ def _reader_loop(reader: VideoReader, out: queue.Queue, stop: threading.Event, s
         _put(out, _Failure(e), stop)
 
 
-def _enhance_loop(enhancer: Enhancer, src: queue.Queue, out: queue.Queue, stop: threading.Event) -> None:
+def _stage_loop(enhancer: Enhancer, step: Callable[[object], object], src: queue.Queue, out: queue.Queue,
+                stop: threading.Event) -> None:
+    """Apply ``step`` to each frame item of ``src`` (other packets pass through), in order."""
     try:
         enhancer.bind_thread()
         while not stop.is_set():
@@ -127,28 +153,29 @@ def _enhance_loop(enhancer: Enhancer, src: queue.Queue, out: queue.Queue, stop: 
             if item is _END or isinstance(item, _Failure):
                 _put(out, item, stop)
                 return
-            if isinstance(item, _Decoded):
-                item = _Enhanced(enhance_frame(enhancer, item.frame), _rotation(item.frame), item.at)
+            if isinstance(item, (_Decoded, _Planned)):
+                item = step(item)
             if not _put(out, item, stop):
                 return
     except BaseException as e:  # noqa: BLE001 - carried to the calling thread
         _put(out, _Failure(e), stop)
 
 
-def enhance_frame(enhancer: Enhancer, frame: av.VideoFrame, bus: Bus | None = None) -> av.VideoFrame:
-    """Enhance one decoded frame into a new frame of the processing format (pts and tags kept).
+def plan_frame(enhancer: Enhancer, frame: av.VideoFrame, bus: Bus | None = None) -> FramePlan:
+    """The first half of :func:`enhance_frame`: bring the frame to its processing format and
+    find its grid (thumbnail → engine → temporal). Frames must be planned in order.
 
-    Frames still in GPU memory (NVDEC, ``format.name == "cuda"``) are enhanced there and only the
-    result is downloaded (:mod:`streamfix.gpu.frames`); layouts that path does not take are
-    downloaded first and go the software way, with one line on ``bus`` (or on the bus
+    Frames still in GPU memory (NVDEC, ``format.name == "cuda"``) are enhanced there whole and
+    only the result is downloaded (:mod:`streamfix.gpu.frames`); layouts that path does not take
+    are downloaded first and go the software way, with one line on ``bus`` (or on the bus
     :func:`transcode` attached to the enhancer's device path).
     """
     if frame.format.name == "cuda":
         from streamfix.gpu.frames import download_frame, enhance_device_frame
 
-        out = enhance_device_frame(enhancer, frame, bus)
-        if out is not None:
-            return out
+        done = enhance_device_frame(enhancer, frame, bus)
+        if done is not None:
+            return FramePlan(frame, done=done)
         frame = download_frame(frame)
     name = frame.format.name
     bits = max(c.bits for c in frame.format.components)
@@ -157,10 +184,25 @@ def enhance_frame(enhancer: Enhancer, frame: av.VideoFrame, bus: Bus | None = No
         pts, tb = frame.pts, frame.time_base
         frame = frame.reformat(format=proc)
         frame.pts, frame.time_base = pts, tb
-    out = new_frame_like(frame)
-    src_planes = planes_of(frame)
-    enhancer.enhance_planes(src_planes, planes_of(out, src_planes.fmt))
+    planes = planes_of(frame)
+    return FramePlan(frame, planes, enhancer.plan(planes))
+
+
+def render_frame(enhancer: Enhancer, plan: FramePlan) -> av.VideoFrame:
+    """The second half of :func:`enhance_frame`: slice the plan's grid into a new frame of the
+    processing format (pts and tags kept). Stateless: may run on another thread than the plans."""
+    if plan.done is not None:
+        return plan.done
+    assert plan.planes is not None and plan.grid is not None
+    out = new_frame_like(plan.frame)
+    enhancer.apply(plan.planes, plan.grid, planes_of(out, plan.planes.fmt))
     return out
+
+
+def enhance_frame(enhancer: Enhancer, frame: av.VideoFrame, bus: Bus | None = None) -> av.VideoFrame:
+    """Enhance one decoded frame into a new frame of the processing format (pts and tags kept):
+    :func:`plan_frame` then :func:`render_frame` on the calling thread."""
+    return render_frame(enhancer, plan_frame(enhancer, frame, bus))
 
 
 def transcode(
@@ -200,10 +242,22 @@ def transcode(
     stop = threading.Event()
     stats = PipelineStats()
     decoded: queue.Queue = queue.Queue(QUEUE_DEPTH)
+    planned: queue.Queue = queue.Queue(QUEUE_DEPTH)
     enhanced: queue.Queue = queue.Queue(QUEUE_DEPTH)
+
+    def plan(item: object) -> _Planned:
+        assert isinstance(item, _Decoded)
+        return _Planned(plan_frame(enhancer, item.frame), _rotation(item.frame), item.at)
+
+    def render(item: object) -> _Enhanced:
+        assert isinstance(item, _Planned)
+        return _Enhanced(render_frame(enhancer, item.plan), item.rotation, item.at)
+
     workers = [
         threading.Thread(target=_reader_loop, args=(reader, decoded, stop, stats), name="sf-decode", daemon=True),
-        threading.Thread(target=_enhance_loop, args=(enhancer, decoded, enhanced, stop), name="sf-enhance",
+        threading.Thread(target=_stage_loop, args=(enhancer, plan, decoded, planned, stop), name="sf-plan",
+                         daemon=True),
+        threading.Thread(target=_stage_loop, args=(enhancer, render, planned, enhanced, stop), name="sf-slice",
                          daemon=True),
     ]
     for w in workers:

@@ -280,10 +280,10 @@ def test_debug_on_a_bug(cli, tmp_path, clips, monkeypatch):
     """An unexpected exception (a bug) names itself in one line and hints at --debug; --debug raises it."""
     import streamfix.pipeline
 
-    def broken(enhancer, frame):
+    def broken(enhancer, frame, bus=None):
         raise ZeroDivisionError("division by zero in a kernel")
 
-    monkeypatch.setattr(streamfix.pipeline, "enhance_frame", broken)
+    monkeypatch.setattr(streamfix.pipeline, "plan_frame", broken)
     res = cli("enhance", "-i", clips.one_frame.path, "-o", tmp_path / "out.mp4", *FAST)
     assert res.rc == 1
     line = res.one_error()

@@ -273,17 +273,19 @@ class _Boom(RuntimeError):
     pass
 
 
-def _failing_after(n: int, exc: BaseException):
-    real = streamfix.pipeline.enhance_frame
+def _failing_after(n: int, exc: BaseException, stage: str = "plan_frame"):
+    """``stage`` of the pipeline (``plan_frame`` runs on the plan thread, ``render_frame`` on the
+    slice thread) raising ``exc`` from its call n + 1 on."""
+    real = getattr(streamfix.pipeline, stage)
     calls = {"n": 0}
 
-    def enhance_frame(enhancer, frame):
+    def failing(enhancer, item, *rest):
         calls["n"] += 1
         if calls["n"] > n:
             raise exc
-        return real(enhancer, frame)
+        return real(enhancer, item, *rest)
 
-    return enhance_frame
+    return failing
 
 
 @pytest.fixture
@@ -301,7 +303,7 @@ def aborts(monkeypatch) -> list[bool]:
 
 
 def test_failure_midway_leaves_nothing(cli, clips, tmp_path, monkeypatch, aborts):
-    monkeypatch.setattr(streamfix.pipeline, "enhance_frame", _failing_after(5, _Boom("kernel exploded")))
+    monkeypatch.setattr(streamfix.pipeline, "render_frame", _failing_after(5, _Boom("kernel exploded"), "render_frame"))
     out = tmp_path / "out.mp4"
     res = cli("enhance", "-i", clips.long_audio.path, "-o", out, *FAST)
     assert res.rc == 1
@@ -313,7 +315,7 @@ def test_failure_midway_leaves_nothing(cli, clips, tmp_path, monkeypatch, aborts
 
 
 def test_ctrl_c_in_a_worker_leaves_nothing(cli, clips, tmp_path, monkeypatch, aborts):
-    monkeypatch.setattr(streamfix.pipeline, "enhance_frame", _failing_after(5, KeyboardInterrupt()))
+    monkeypatch.setattr(streamfix.pipeline, "plan_frame", _failing_after(5, KeyboardInterrupt()))
     out = tmp_path / "out.mp4"
     res = cli("enhance", "-i", clips.long_audio.path, "-o", out, *FAST)
     assert res.rc == 130
@@ -343,7 +345,7 @@ def test_ctrl_c_while_muxing_leaves_nothing(cli, clips, tmp_path, monkeypatch, a
 def test_failure_keeps_an_existing_output(cli, clips, tmp_path, monkeypatch):
     out = tmp_path / "out.mp4"
     out.write_bytes(b"previous result")
-    monkeypatch.setattr(streamfix.pipeline, "enhance_frame", _failing_after(3, _Boom("late failure")))
+    monkeypatch.setattr(streamfix.pipeline, "plan_frame", _failing_after(3, _Boom("late failure")))
     res = cli("enhance", "-i", clips.long_audio.path, "-o", out, "-y", *FAST)
     assert res.rc == 1
     assert out.read_bytes() == b"previous result"

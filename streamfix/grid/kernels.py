@@ -122,51 +122,71 @@ def _luma_kernel(y, u, v, out, tables, sy, sx, top):  # pragma: no cover - compi
 
 
 @numba.njit(parallel=True, fastmath=True, nogil=True, cache=True)
-def _chroma_kernel(y, u, v, out_u, out_v, tables, sy, sx, top):  # pragma: no cover - compiled
+def _block_luma(y, sy, sx, out):  # pragma: no cover - compiled
+    """Rounded mean luma code of each chroma sample's ``2^sy × 2^sx`` block (edge pixels repeat
+    where the luma plane has an odd size): the code that picks the sample's depth in the grid."""
     h, w = y.shape
-    hc, wc = u.shape
-    gh, gw = tables.shape[0], tables.shape[1]
+    hc, wc = out.shape
     fy, fx = 1 << sy, 1 << sx
-    n = fy * fx
-    half = n // 2
+    shift = sy + sx
+    half = (1 << shift) >> 1
+    for r in numba.prange(hc):
+        ra = y[min(r * fy, h - 1)]
+        rb = y[min(r * fy + fy - 1, h - 1)]
+        orow = out[r]
+        if fx == 1:
+            for j in range(wc):
+                orow[j] = (np.int32(ra[j]) + np.int32(rb[j]) + half) >> shift if fy > 1 else ra[j]
+        elif w >= 2 * wc:  # the common case, no odd right edge: a branch-free, vectorisable loop
+            for j in range(wc):
+                s = np.int32(ra[2 * j]) + np.int32(ra[2 * j + 1])
+                if fy > 1:
+                    s += np.int32(rb[2 * j]) + np.int32(rb[2 * j + 1])
+                orow[j] = (s + half) >> shift
+        else:
+            for j in range(wc):
+                x1 = min(2 * j + 1, w - 1)
+                s = np.int32(ra[2 * j]) + np.int32(ra[x1])
+                if fy > 1:
+                    s += np.int32(rb[2 * j]) + np.int32(rb[x1])
+                orow[j] = (s + half) >> shift
+
+
+@numba.njit(parallel=True, fastmath=True, nogil=True, cache=True)
+def _chroma_kernel(yb, u, v, out_u, out_v, tables, h, w, sy, sx, top):  # pragma: no cover - compiled
+    """``yb``: :func:`_block_luma` of the frame; ``h, w``: the luma plane's size."""
+    hc, wc = u.shape
+    gh, gw, nv = tables.shape[0], tables.shape[1], tables.shape[2]
+    fy, fx = 1 << sy, 1 << sx
     ftop = np.float32(top)
-    ca = np.empty(wc, np.int32)
-    cb = np.empty(wc, np.int32)
+    k = tables.shape[3]
+    ca = np.empty(wc, np.int64)
+    cb = np.empty(wc, np.int64)
     cf = np.empty(wc, np.float32)
-    # luma columns of each chroma block, clamped at the right edge (odd widths)
-    lx = np.empty((wc, fx), np.int32)
     for j in range(wc):
         a, b, f = _axis(w, gw, (fx - 1) / 2.0, fx, j)
-        ca[j], cb[j], cf[j] = a, b, f
-        for dx in range(fx):
-            lx[j, dx] = min(j * fx + dx, w - 1)
+        ca[j], cb[j], cf[j] = a * nv * k, b * nv * k, f
     for r in numba.prange(hc):
         y0, y1, wy = _axis(h, gh, (fy - 1) / 2.0, fy, r)
-        row = _lerp_rows(tables, y0, y1, wy)
-        ya = y[r * fy]
-        yb_row = y[min(r * fy + fy - 1, h - 1)]
+        row = _lerp_rows(tables, y0, y1, wy).reshape(gw * nv * k)
+        ybr = yb[r]
         urow = u[r]
         vrow = v[r]
         ourow = out_u[r]
         ovrow = out_v[r]
         for j in range(wc):
-            s = 0
-            for dx in range(fx):
-                s += np.int32(ya[lx[j, dx]])
-                if fy > 1:
-                    s += np.int32(yb_row[lx[j, dx]])
-            yb = (s + half) // n
-            a = ca[j]
-            b = cb[j]
+            iv = np.int64(ybr[j]) * k
+            ia = ca[j] + iv
+            ib = cb[j] + iv
             f = cf[j]
             uu = np.float32(urow[j])
             vv = np.float32(vrow[j])
-            q0 = row[a, yb, 0] + (row[b, yb, 0] - row[a, yb, 0]) * f
-            q1 = row[a, yb, 1] + (row[b, yb, 1] - row[a, yb, 1]) * f
-            q2 = row[a, yb, 2] + (row[b, yb, 2] - row[a, yb, 2]) * f
-            q3 = row[a, yb, 3] + (row[b, yb, 3] - row[a, yb, 3]) * f
-            q4 = row[a, yb, 4] + (row[b, yb, 4] - row[a, yb, 4]) * f
-            q5 = row[a, yb, 5] + (row[b, yb, 5] - row[a, yb, 5]) * f
+            q0 = row[ia] + (row[ib] - row[ia]) * f
+            q1 = row[ia + 1] + (row[ib + 1] - row[ia + 1]) * f
+            q2 = row[ia + 2] + (row[ib + 2] - row[ia + 2]) * f
+            q3 = row[ia + 3] + (row[ib + 3] - row[ia + 3]) * f
+            q4 = row[ia + 4] + (row[ib + 4] - row[ia + 4]) * f
+            q5 = row[ia + 5] + (row[ib + 5] - row[ia + 5]) * f
             ou = q0 + q1 * uu + q2 * vv
             ov = q3 + q4 * uu + q5 * vv
             ourow[j] = np.int32(min(max(ou + np.float32(0.5), np.float32(0.0)), ftop))
@@ -237,7 +257,10 @@ def slice_planes_cpu(planes: Planes, grid: BilateralGrid, out: Planes | None = N
     _value_tables(c, z0, wz, 4, 2, chroma_tables)
     sy, sx = fmt.chroma_shift
     _luma_kernel(planes.y, planes.u, planes.v, out.y, luma_tables, sy, sx, fmt.max_code)
-    _chroma_kernel(planes.y, planes.u, planes.v, out.u, out.v, chroma_tables, sy, sx, fmt.max_code)
+    yb = np.empty(planes.u.shape, planes.y.dtype)
+    _block_luma(planes.y, sy, sx, yb)
+    h, w = planes.y.shape
+    _chroma_kernel(yb, planes.u, planes.v, out.u, out.v, chroma_tables, h, w, sy, sx, fmt.max_code)
     return out
 
 
