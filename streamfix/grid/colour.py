@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -106,13 +107,19 @@ def affine_to_code_domain(coeffs: torch.Tensor, fmt: PlaneFormat) -> torch.Tenso
         in output plane ``c ∈ (Y, U, V)`` (codes).
     """
     _, d, h, w = coeffs.shape
-    a = coeffs.to(torch.float64).permute(1, 2, 3, 0).reshape(-1, 3, 4)
-    a_h = torch.zeros(a.shape[0], 4, 4, dtype=torch.float64)
-    a_h[:, :3, :] = a
-    a_h[:, 3, 3] = 1.0
+    t, t_inv = _code_rgb_pair(fmt)
+    # [A; 0 0 0 1] in homogeneous form: T⁻¹·A_h·T = T⁻¹[:3, :3]·A·T + T⁻¹[:3, 3]·T[3] — two GEMMs
+    a = coeffs.to(torch.float64).reshape(3, 4, d * h * w)  # (row, col, cell)
+    left = torch.tensordot(t_inv[:3, :3], a, dims=([1], [0]))  # (3, 4, cells)
+    c = torch.tensordot(left, t, dims=([1], [0])).permute(0, 2, 1)  # (3, 4, cells)
+    c = c + (t_inv[:3, 3:] @ t[3:, :]).unsqueeze(-1)
+    return c.reshape(12, d, h, w).to(torch.float32).contiguous()
+
+
+@functools.lru_cache(maxsize=32)
+def _code_rgb_pair(fmt: PlaneFormat) -> tuple[torch.Tensor, torch.Tensor]:
     t = fmt.code_to_rgb()
-    c = (torch.linalg.inv(t) @ a_h @ t)[:, :3, :]
-    return c.reshape(d, h, w, 12).permute(3, 0, 1, 2).to(torch.float32).contiguous()
+    return t, torch.linalg.inv(t)
 
 
 def depth_lut(guide: torch.Tensor, fmt: PlaneFormat, depth: int) -> torch.Tensor:

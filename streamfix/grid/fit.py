@@ -31,24 +31,49 @@ GRID_SHAPE = (16, 16, 16)
 #: Gauss-Seidel sweeps of a cold solve (from the global affine fit)
 COLD_SWEEPS = 8
 #: a warm-started solve stops when no coefficient moves by more than this in a sweep
-WARM_TOL = 2e-3
+WARM_TOL = 1e-2
 
 
 #: the unique products a pixel adds to its cells' normal equations: the 10 of the symmetric
-#: ``p pᵀ`` (p = (r, g, b, 1)) followed by the 12 of ``p qᵀ`` (q = target rgb)
+#: ``p pᵀ`` (p = (r, g, b, 1)) followed by the 12 of ``p qᵀ`` (q = target rgb), as (i, j) of p qᵀ
+#: row-major: index 10 + 3·i + j
 _XTX_PAIRS = ((0, 0), (0, 1), (0, 2), (0, 3), (1, 1), (1, 2), (1, 3), (2, 2), (2, 3), (3, 3))
 _N_MOMENTS = 22
 
 
+@numba.njit(cache=True, nogil=True, fastmath=True, inline="always")
+def _add_moments(cell, wt, m):  # pragma: no cover - compiled
+    """``cell += wt · m`` for the 22 moments, written out: with the moments in scalars (a tuple)
+    and constant indices the compiler turns these into a few vector multiply-adds."""
+    cell[0] += wt * m[0]
+    cell[1] += wt * m[1]
+    cell[2] += wt * m[2]
+    cell[3] += wt * m[3]
+    cell[4] += wt * m[4]
+    cell[5] += wt * m[5]
+    cell[6] += wt * m[6]
+    cell[7] += wt * m[7]
+    cell[8] += wt * m[8]
+    cell[9] += wt * m[9]
+    cell[10] += wt * m[10]
+    cell[11] += wt * m[11]
+    cell[12] += wt * m[12]
+    cell[13] += wt * m[13]
+    cell[14] += wt * m[14]
+    cell[15] += wt * m[15]
+    cell[16] += wt * m[16]
+    cell[17] += wt * m[17]
+    cell[18] += wt * m[18]
+    cell[19] += wt * m[19]
+    cell[20] += wt * m[20]
+    cell[21] += wt * m[21]
+
+
 @numba.njit(cache=True, nogil=True, fastmath=True)
 def _splat(x, q, gz, gh, gw, acc):  # pragma: no cover - compiled
-    """Accumulate every pixel's 22 moments, trilinearly weighted, into its 8 cells' ``acc``.
-
-    The moments are formed once per pixel; each cell update is one contiguous 22-wide
-    multiply-add (vectorised)."""
+    """Accumulate every pixel's 22 moments, trilinearly weighted, into its 8 cells' ``acc``."""
     _, h, w = x.shape
     d = acc.shape[0]
-    m = np.empty(_N_MOMENTS)
     xs0 = np.empty(w, np.int64)
     xs1 = np.empty(w, np.int64)
     xw = np.empty(w)
@@ -64,25 +89,24 @@ def _splat(x, q, gz, gh, gw, acc):  # pragma: no cover - compiled
         wy = fy - y0
         for c in range(w):
             p0, p1, p2 = x[0, r, c], x[1, r, c], x[2, r, c]
-            m[0], m[1], m[2], m[3] = p0 * p0, p0 * p1, p0 * p2, p0
-            m[4], m[5], m[6] = p1 * p1, p1 * p2, p1
-            m[7], m[8], m[9] = p2 * p2, p2, 1.0
-            for j in range(3):
-                t = q[j, r, c]
-                m[10 + j], m[13 + j], m[16 + j], m[19 + j] = p0 * t, p1 * t, p2 * t, t
+            t0, t1, t2 = q[0, r, c], q[1, r, c], q[2, r, c]
+            m = (p0 * p0, p0 * p1, p0 * p2, p0, p1 * p1, p1 * p2, p1, p2 * p2, p2, 1.0,
+                 p0 * t0, p0 * t1, p0 * t2, p1 * t0, p1 * t1, p1 * t2, p2 * t0, p2 * t1, p2 * t2, t0, t1, t2)
             fz = gz[r, c]
             z0 = int(fz)
             z1 = min(z0 + 1, d - 1)
             wz = fz - z0
             x0, x1, wx = xs0[c], xs1[c], xw[c]
-            for k in range(8):
-                zi, wzk = (z1, wz) if k & 4 else (z0, 1.0 - wz)
-                yi, wyk = (y1, wy) if k & 2 else (y0, 1.0 - wy)
-                xi, wxk = (x1, wx) if k & 1 else (x0, 1.0 - wx)
-                wt = wzk * wyk * wxk
-                cell = acc[zi, yi, xi]
-                for i in range(_N_MOMENTS):
-                    cell[i] += wt * m[i]
+            a0, a1 = (1.0 - wz) * (1.0 - wy), (1.0 - wz) * wy
+            a2, a3 = wz * (1.0 - wy), wz * wy
+            _add_moments(acc[z0, y0, x0], a0 * (1.0 - wx), m)
+            _add_moments(acc[z0, y0, x1], a0 * wx, m)
+            _add_moments(acc[z0, y1, x0], a1 * (1.0 - wx), m)
+            _add_moments(acc[z0, y1, x1], a1 * wx, m)
+            _add_moments(acc[z1, y0, x0], a2 * (1.0 - wx), m)
+            _add_moments(acc[z1, y0, x1], a2 * wx, m)
+            _add_moments(acc[z1, y1, x0], a3 * (1.0 - wx), m)
+            _add_moments(acc[z1, y1, x1], a3 * wx, m)
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
