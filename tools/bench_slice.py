@@ -70,7 +70,7 @@ def main() -> None:
     yb = np.empty(p.u.shape, np.uint8)
     K._block_luma(p.y, 1, 1, yb)
     parts = {
-        "value tables": lambda: (K._value_tables(c, z0, wz, 0, 1, lt), K._value_tables(c, z0, wz, 4, 2, ct)),
+        "value tables": lambda: K._value_tables(c, z0, wz, lt, ct),
         "luma pass": lambda: K._luma_kernel(p.y, p.u, p.v, out.y, lt, 1, 1, 255),
         "block luma (chroma's depth)": lambda: K._block_luma(p.y, 1, 1, yb),
         "chroma pass": lambda: K._chroma_kernel(yb, p.u, p.v, out.u, out.v, ct, h, w, 1, 1, 255),

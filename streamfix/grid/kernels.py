@@ -52,27 +52,33 @@ def _split_depth(gz: float, d: int) -> tuple[int, int, float]:
 
 
 @numba.njit(parallel=True, fastmath=True, nogil=True, cache=True)
-def _value_tables(c, lut_z0, lut_wz, first, outputs, tables):  # pragma: no cover - compiled
-    """Per grid cell (row, column) and luma code ``v``: the ``outputs`` transforms at depth z(v),
-    folded into ``[c0·v + c3, c1, c2]`` (the luma term and offset need no per-pixel multiply)."""
+def _value_tables(c, lut_z0, lut_wz, luma, chroma):  # pragma: no cover - compiled
+    """Per grid cell (row, column) and luma code ``v``: the cell's transforms at depth z(v), folded
+    into ``[c0·v + c3, c1, c2]`` for the luma plane (``luma``, 3 per code) and for U then V
+    (``chroma``, 6 per code); the luma term and offset then need no per-pixel multiply.
+    Written out in scalars: small per-code arrays would cost more than the arithmetic."""
     d, gh, gw = c.shape[0], c.shape[1], c.shape[2]
     nv = lut_z0.shape[0]
     for gy in numba.prange(gh):
         for g in range(gw):
+            lrow = luma[gy, g]
+            crow = chroma[gy, g]
             for v in range(nv):
                 z0 = lut_z0[v]
                 z1 = min(z0 + 1, d - 1)
                 wz = lut_wz[v]
                 vf = np.float32(v)
-                for o in range(outputs):
-                    k = first + 4 * o
-                    c0 = c[z0, gy, g, k] * (1 - wz) + c[z1, gy, g, k] * wz
-                    c1 = c[z0, gy, g, k + 1] * (1 - wz) + c[z1, gy, g, k + 1] * wz
-                    c2 = c[z0, gy, g, k + 2] * (1 - wz) + c[z1, gy, g, k + 2] * wz
-                    c3 = c[z0, gy, g, k + 3] * (1 - wz) + c[z1, gy, g, k + 3] * wz
-                    tables[gy, g, v, 3 * o] = c0 * vf + c3
-                    tables[gy, g, v, 3 * o + 1] = c1
-                    tables[gy, g, v, 3 * o + 2] = c2
+                a = c[z0, gy, g]
+                b = c[z1, gy, g]
+                e0, e1 = a[0] + (b[0] - a[0]) * wz, a[1] + (b[1] - a[1]) * wz
+                e2, e3 = a[2] + (b[2] - a[2]) * wz, a[3] + (b[3] - a[3]) * wz
+                e4, e5 = a[4] + (b[4] - a[4]) * wz, a[5] + (b[5] - a[5]) * wz
+                e6, e7 = a[6] + (b[6] - a[6]) * wz, a[7] + (b[7] - a[7]) * wz
+                e8, e9 = a[8] + (b[8] - a[8]) * wz, a[9] + (b[9] - a[9]) * wz
+                e10, e11 = a[10] + (b[10] - a[10]) * wz, a[11] + (b[11] - a[11]) * wz
+                lrow[v, 0], lrow[v, 1], lrow[v, 2] = e0 * vf + e3, e1, e2
+                crow[v, 0], crow[v, 1], crow[v, 2] = e4 * vf + e7, e5, e6
+                crow[v, 3], crow[v, 4], crow[v, 5] = e8 * vf + e11, e9, e10
 
 
 @numba.njit(fastmath=True, nogil=True, cache=True)
@@ -253,8 +259,7 @@ def slice_planes_cpu(planes: Planes, grid: BilateralGrid, out: Planes | None = N
     wz = (lutz - z0).astype(np.float32)
     luma_tables = np.empty((gh, gw, lutz.shape[0], 3), np.float32)
     chroma_tables = np.empty((gh, gw, lutz.shape[0], 6), np.float32)
-    _value_tables(c, z0, wz, 0, 1, luma_tables)
-    _value_tables(c, z0, wz, 4, 2, chroma_tables)
+    _value_tables(c, z0, wz, luma_tables, chroma_tables)
     sy, sx = fmt.chroma_shift
     _luma_kernel(planes.y, planes.u, planes.v, out.y, luma_tables, sy, sx, fmt.max_code)
     yb = np.empty(planes.u.shape, planes.y.dtype)
