@@ -2,8 +2,9 @@
 
 One run measures, on the same input and machine state:
 
-- the real pipeline (decode ‖ enhance ‖ encode) with the chosen engine, and with ``identity``
-  (same decode and encode: the I/O floor), alternating so that noise hits both alike;
+- the real pipeline (decode ‖ plan ‖ slice ‖ encode) with the chosen engine, and with ``identity``
+  as a passthrough (same decode and encode, the frames handed over untouched: the I/O floor),
+  alternating so that noise hits both alike;
 - per stage mean / p95 ms (decode, thumbnail, engine, temporal, slice, encode), frame latency
   (decoded → encoded) p50/p95/p99, CPU use, peak RSS, GPU figures when a GPU is present;
 - the alternatives a user would pick, per frame on the same decoded frames: SCI at full
@@ -95,10 +96,12 @@ class RunStats:
 
 def run_pipeline(src: Path, engine: str, weights: Path | None, backend: Backend, options: EncodeOptions,
                  frames: int, workdir: Path) -> RunStats:
-    """Transcode the first ``frames`` frames of ``src`` with ``engine``; collect stage timings."""
+    """Transcode the first ``frames`` frames of ``src`` with ``engine``; collect stage timings.
+
+    ``identity`` runs as a passthrough: decoded frames go to the encoder untouched (the I/O floor)."""
     bus = Bus()
     eng = create_backend_engine(engine, weights, backend)
-    enhancer = Enhancer(eng, backend.device, 1.0, TemporalFilter())
+    enhancer = Enhancer(eng, backend.device, 1.0, TemporalFilter(), passthrough=engine == "identity")
     out = workdir / f"bench_{engine}.mp4"
     out.unlink(missing_ok=True)
     cpu0 = time.process_time()

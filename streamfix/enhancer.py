@@ -48,6 +48,8 @@ class Enhancer:
         threads: CPU threads for the engine and the slicing kernels. In a pipeline the stages
             already run side by side with the codecs' own threads, and idle thread pools spin, so
             the default is 1; a lone image or a benchmark of the enhancement alone can use more.
+        passthrough: the pipeline hands decoded frames to the encoder untouched (no thumbnail,
+            engine or slicing): the I/O floor that benchmarks compare against.
     """
 
     def __init__(
@@ -57,6 +59,7 @@ class Enhancer:
         strength: float = 1.0,
         temporal: TemporalFilter | None = None,
         threads: int = 1,
+        passthrough: bool = False,
     ) -> None:
         if not 0.0 <= strength <= 1.0:
             raise ValueError(f"strength must be in [0, 1], got {strength}")
@@ -65,6 +68,7 @@ class Enhancer:
         self.strength = strength
         self.temporal = temporal
         self.threads = max(1, threads)
+        self.passthrough = passthrough
         self.clock = StageClock()
         self.scene_cuts: list[int] = []
         self.frames = 0

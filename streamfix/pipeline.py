@@ -169,7 +169,14 @@ def plan_frame(enhancer: Enhancer, frame: av.VideoFrame, bus: Bus | None = None)
     only the result is downloaded (:mod:`streamfix.gpu.frames`); layouts that path does not take
     are downloaded first and go the software way, with one line on ``bus`` (or on the bus
     :func:`transcode` attached to the enhancer's device path).
+
+    A passthrough enhancer (the benchmarks' I/O floor) plans nothing: the decoded frame, in its
+    processing format, is the result.
     """
+    if frame.format.name == "cuda" and enhancer.passthrough:
+        from streamfix.gpu.frames import download_frame
+
+        frame = download_frame(frame)
     if frame.format.name == "cuda":
         from streamfix.gpu.frames import download_frame, enhance_device_frame
 
@@ -184,6 +191,8 @@ def plan_frame(enhancer: Enhancer, frame: av.VideoFrame, bus: Bus | None = None)
         pts, tb = frame.pts, frame.time_base
         frame = frame.reformat(format=proc)
         frame.pts, frame.time_base = pts, tb
+    if enhancer.passthrough:
+        return FramePlan(frame, done=frame)
     planes = planes_of(frame)
     return FramePlan(frame, planes, enhancer.plan(planes))
 

@@ -54,10 +54,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from streamfix.grid.bilateral import BilateralGrid, Thumbnail, interp1d
+from streamfix.grid.fit import pixel_moments
 from streamfix.grid.slicing import RGB_LUMA
 
 #: temporal modes; ``on`` is accepted as an alias of :data:`DEFAULT_MODE`
@@ -259,6 +261,40 @@ def grid_response(grid: BilateralGrid, thumb: Thumbnail) -> tuple[torch.Tensor, 
     return n / n.sum(), s / n.clamp(min=1.0)
 
 
+class BrightnessMeter:
+    """Mean output luma of grids on one thumbnail, exactly (before clipping) and in microseconds:
+    slicing is linear in the coefficients, so with the thumbnail's per-cell pixel moments
+    (:func:`~streamfix.grid.fit.pixel_moments`, one splat per guide curve) each grid's mean
+    output is a dot product."""
+
+    def __init__(self, thumb: Thumbnail) -> None:
+        self.thumb = thumb
+        self._moments: list[tuple[torch.Tensor | None, tuple[int, int, int], np.ndarray]] = []
+        self._w = np.asarray(RGB_LUMA, dtype=np.float64)
+
+    def input_mean(self) -> float:
+        """Mean luma of the thumbnail itself, in ``[0, 1]``."""
+        means = self.thumb.rgb.detach().double().mean(dim=(1, 2)).cpu().numpy()
+        return float(np.dot(self._w, means))
+
+    def output_mean(self, grid: BilateralGrid) -> float:
+        """Mean luma of ``grid`` applied to the thumbnail, in ``[0, 1]`` (unclipped)."""
+        m = self._moments_for(grid)
+        a = grid.coeffs.detach().double().cpu().numpy().reshape(3, 4, -1)  # (channel, input, cell)
+        out = np.einsum("cki,ik->c", a, m.reshape(-1, 4)) / max(float(m[..., 3].sum()), 1e-12)
+        return float(np.dot(self._w, out))
+
+    def _moments_for(self, grid: BilateralGrid) -> np.ndarray:
+        for guide, shape, m in self._moments:
+            same = (guide is None and grid.guide is None) or (
+                guide is not None and grid.guide is not None and torch.equal(guide, grid.guide))
+            if same and shape == grid.shape:
+                return m
+        m = pixel_moments(self.thumb, grid.shape, grid.guide)
+        self._moments.append((grid.guide, grid.shape, m))
+        return m
+
+
 def probe_luma(grid: BilateralGrid, probes: torch.Tensor) -> torch.Tensor:
     """Output luma ``(D·Gh·Gw,)`` of each cell's affine for a grey input ``(p, p, p)``, channels clipped to [0, 1]."""
     c = grid.coeffs.float().reshape(3, 4, -1)
@@ -349,6 +385,11 @@ class TemporalFilter:
             self._prev = grid
             self._m = self._a = self._trust_in = 0.0
             self._ratio = self._mu_bar = None
+            if self.mode == "adaptive":  # the lock starts from this frame's measured brightness ratio
+                meter = BrightnessMeter(thumb)
+                mu = meter.input_mean()
+                if mu > 1e-4:
+                    self._ratio, self._mu_bar = meter.output_mean(grid) / mu, mu
             return TemporalStep(grid, cut, self.detector.last_distance, 1.0, 0.0, d_in)
         alpha = 1.0 - self._keep
         innovation = 0.0
@@ -372,15 +413,19 @@ class TemporalFilter:
         alpha = max(alpha, alpha + (1.0 - alpha) * trust_in, alpha + (PERSISTENCE_ALPHA - alpha) * trust_p)
         out = grid.blend(prev, alpha)
         self._prev = out
-        # brightness lock: the output's predicted mean brightness follows the input's at the filtered
-        # ratio, the input's fast fluctuations scaled by LOCK_RHO
-        mu = float((weights * probes).sum())
-        pred = float((weights * probe_luma(out, probes)).sum())
+        # brightness lock: the output's mean brightness on the thumbnail (measured exactly, not
+        # predicted from per-cell probes: a grid fitted to one frame's noise answers another
+        # frame's noise differently) follows the input's at the engine's brightness ratio,
+        # filtered at the grid's rate, the input's fast fluctuations scaled by LOCK_RHO
+        meter = BrightnessMeter(thumb)
+        mu = meter.input_mean()
+        pred = meter.output_mean(out)
         if mu > 1e-4 and pred > 1e-4:
+            engine_ratio = meter.output_mean(grid) / mu
             if self._ratio is None or self._mu_bar is None:
-                self._ratio, self._mu_bar = pred / mu, mu
+                self._ratio, self._mu_bar = engine_ratio, mu
             else:
-                self._ratio += alpha * (pred / mu - self._ratio)
+                self._ratio += alpha * (engine_ratio - self._ratio)
                 self._mu_bar += alpha * (mu - self._mu_bar)
             target = self._ratio * self._mu_bar ** (1.0 - LOCK_RHO) * mu**LOCK_RHO
             c = min(max(target / pred, 1.0 / LOCK_RANGE), LOCK_RANGE)

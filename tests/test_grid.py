@@ -8,8 +8,8 @@ import torch
 
 from streamfix.grid.bilateral import BilateralGrid, Thumbnail
 from streamfix.grid.colour import PlaneFormat, affine_to_code_domain
-from streamfix.grid.fit import fit_grid
-from streamfix.grid.kernels import slice_planes_cpu, slice_rgb_cpu
+from streamfix.grid.fit import GridFitter, fit_grid
+from streamfix.grid.kernels import is_neutral, slice_planes_cpu, slice_rgb_cpu
 from streamfix.grid.planes import Planes
 from streamfix.grid.slicing import slice_planes, slice_rgb
 from streamfix.grid.thumbnail import thumbnail_from_planes, thumbnail_from_rgb, thumbnail_size
@@ -54,6 +54,89 @@ def test_fused_kernel_matches_grid_sample_reference(fmt: PlaneFormat, size: tupl
     for got, want in zip((out.y, out.u, out.v), ref, strict=True):
         assert got.dtype == planes.y.dtype
         assert np.abs(got.astype(np.int64) - want.numpy()).max() <= tol
+
+
+def neutral_grid(shape=(16, 16, 16), seed=0) -> BilateralGrid:
+    """Per cell a random gain in [0.5, 3] and offset in [-0.1, 0.1], the same for r, g and b."""
+    g = torch.Generator().manual_seed(seed)
+    gain = 0.5 + 2.5 * torch.rand(shape, generator=g)
+    offset = 0.2 * torch.rand(shape, generator=g) - 0.1
+    coeffs = torch.zeros(12, *shape)
+    for c in range(3):
+        coeffs[5 * c] = gain
+        coeffs[4 * c + 3] = offset
+    return BilateralGrid(coeffs, torch.linspace(0, 1, 9) ** 0.8)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("size", [(72, 128), (45, 67), (1, 1)])
+def test_neutral_fast_path_matches_grid_sample_reference(fmt: PlaneFormat, size: tuple[int, int]) -> None:
+    """Brightness-only grids take the one-lookup kernels; they agree with the reference as the general ones do."""
+    planes = random_planes(*size, fmt, seed=3)
+    grid = neutral_grid()
+    assert is_neutral(grid, fmt)
+    out = slice_planes_cpu(planes, grid)
+    ref = slice_planes(*(torch.from_numpy(p.astype(np.int64)) for p in (planes.y, planes.u, planes.v)), grid, fmt)
+    tol = 1 << (fmt.bit_depth - 8)
+    for got, want in zip((out.y, out.u, out.v), ref, strict=True):
+        assert np.abs(got.astype(np.int64) - want.numpy()).max() <= tol
+
+
+def test_is_neutral_only_for_grids_that_keep_hue() -> None:
+    from streamfix.engines.excnet import curve_grid
+
+    grid = neutral_grid((4, 2, 2))
+    assert is_neutral(grid) and is_neutral(BilateralGrid.identity(4, 2, 2))
+    assert is_neutral(grid.blend(BilateralGrid.identity(4, 2, 2), 0.3)) and is_neutral(grid.with_strength(0.5))
+    for k in (1, 3):  # a cross-channel weight; an offset on red only
+        c = grid.coeffs.clone()
+        c[k] += 0.01
+        assert not is_neutral(BilateralGrid(c))
+    assert not is_neutral(random_grid((4, 2, 2)))
+    assert is_neutral(curve_grid(0.4, 0.1, depth=8), PlaneFormat(8, "bt709"))  # ExCNet: luma curve, chroma gain
+
+
+def test_gain_fit_recovers_a_spatially_varying_gain() -> None:
+    """The gain model fits a brightness-only target as well as the affine model, with a neutral grid."""
+    torch.manual_seed(0)
+    x = torch.rand(3, 96, 128) * 0.5
+    luma = (0.2126 * x[0] + 0.7152 * x[1] + 0.0722 * x[2]).clamp(0, 1)
+    thumb = Thumbnail(x, luma)
+    target = (x * torch.linspace(1.2, 2.4, 128).view(1, 1, 128) + 0.02).clamp(0, 1)
+    gain = fit_grid(thumb, target, shape=(8, 8, 8), model="gain")
+    affine = fit_grid(thumb, target, shape=(8, 8, 8))
+    assert is_neutral(gain) and not is_neutral(affine)
+    err_gain = float((slice_rgb(x, gain) - target).abs().mean())
+    err_affine = float((slice_rgb(x, affine) - target).abs().mean())
+    assert err_gain < 0.01 and err_gain < 1.5 * err_affine
+    with pytest.raises(ValueError, match="unknown fit model"):
+        fit_grid(thumb, target, shape=(8, 8, 8), model="spline")
+
+
+@pytest.mark.parametrize("model", ["affine", "gain"])
+def test_warm_started_fit_converges_further_than_a_cold_one(model: str) -> None:
+    """On a slowly changing sequence the warm-started fitter stays about as close to the exact
+    solution of each frame's system as the cold solve with its fixed sweep budget, in fewer sweeps."""
+    from streamfix.grid.fit import COLD_SWEEPS
+
+    torch.manual_seed(1)
+    base = torch.rand(3, 72, 128) * 0.4
+    fitter = GridFitter((16, 8, 8), model=model)
+    sweeps = []
+    for t in range(8):
+        x = (base * (1 + 0.01 * t) + 0.005 * torch.rand(3, 72, 128)).clamp(0, 1)
+        thumb = Thumbnail(x, x.mean(0))
+        target = (x / (0.1 + x.mean(0, keepdim=True)) ** 0.5).clamp(0, 1)
+        warm = fitter.fit(thumb, target)
+        sweeps.append(fitter.last_sweeps)
+        exact = GridFitter((16, 8, 8), model=model, sweeps=400, tol=0.0).fit(thumb, target)
+        cold = fit_grid(thumb, target, shape=(16, 8, 8), model=model)
+        if t >= 2:
+            assert (warm.coeffs - exact.coeffs).abs().max() <= 1.25 * (cold.coeffs - exact.coeffs).abs().max()
+    assert sweeps[0] == COLD_SWEEPS and max(sweeps[2:]) < COLD_SWEEPS
+    fitter.reset()
+    fitter.fit(thumb, target)
+    assert fitter.last_sweeps == COLD_SWEEPS
 
 
 def test_fused_kernel_reads_strided_views() -> None:

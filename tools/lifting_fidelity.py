@@ -18,6 +18,7 @@ import torch
 
 from streamfix.engines import create_engine
 from streamfix.enhancer import Enhancer
+from streamfix.grid.fit import MODELS, GridFitter
 from streamfix.metrics import psnr, read_rgb
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -32,11 +33,15 @@ def main() -> int:
     ap.add_argument("--sets", default=",".join(SETS))
     ap.add_argument("--limit", type=int, default=0, help="images per set (0 = all)")
     ap.add_argument("--data", type=Path, default=SHARED)
+    ap.add_argument("--fit-model", choices=MODELS, help="override the card's per-cell model (affine or gain)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     engine = create_engine("sci", args.weights)
+    if args.fit_model:
+        f = engine.fitter
+        engine.fitter = GridFitter(f.shape, f.prior_weight, f.smoothness, model=args.fit_model)
     enhancer = Enhancer(engine)
-    print(f"weights: {args.weights or engine.card.weights}\n")
+    print(f"weights: {args.weights or engine.card.weights}; fit model: {engine.fitter.model}\n")
     print("| set | images | PSNR mean (dB) | PSNR min | lifted ms | full-res ms |")
     print("|---|---|---|---|---|---|")
     for name in args.sets.split(","):

@@ -35,7 +35,10 @@ class SCIEngine(Engine):
             raise StreamfixError(str(e)) from None
         fit = card.raw.get("fit", {})
         self._fit_kw = {k: float(fit[k]) for k in ("prior_weight", "smoothness") if k in fit}
-        self.fitter = GridFitter(card.grid, **self._fit_kw)
+        try:
+            self.fitter = GridFitter(card.grid, model=str(fit.get("model", "affine")), **self._fit_kw)
+        except ValueError as e:
+            raise StreamfixError(f"engine card sci: {e}") from None
         self.illumination = str(card.raw.get("illumination", "per-channel"))
         if self.illumination not in ("per-channel", "channel-max"):
             raise StreamfixError(f"engine card sci: unknown illumination {self.illumination!r}")

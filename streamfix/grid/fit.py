@@ -31,7 +31,9 @@ GRID_SHAPE = (16, 16, 16)
 #: Gauss-Seidel sweeps of a cold solve (from the global affine fit)
 COLD_SWEEPS = 8
 #: a warm-started solve stops when no coefficient moves by more than this in a sweep
-WARM_TOL = 1e-2
+WARM_TOL = 2e-3
+#: per-cell models: a 3×4 affine, or a gain and an offset shared by the three channels
+MODELS = ("affine", "gain")
 
 
 #: the unique products a pixel adds to its cells' normal equations: the 10 of the symmetric
@@ -180,15 +182,163 @@ def _solve(xtx, xty, glob, lam, mu, max_sweeps, tol, a):  # pragma: no cover - c
     return sweeps
 
 
+#: moments of the gain model per cell: Σ_c x_c², Σ_c x_c, Σ_c 1, Σ_c x_c·y_c, Σ_c y_c
+_N_GAIN_MOMENTS = 5
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _splat_gain(x, q, gz, gh, gw, acc):  # pragma: no cover - compiled
+    """As :func:`_splat` for the gain model ``y_c = a·x_c + b`` (one gain and offset for all channels)."""
+    _, h, w = x.shape
+    d = acc.shape[0]
+    xs0 = np.empty(w, np.int64)
+    xs1 = np.empty(w, np.int64)
+    xw = np.empty(w)
+    for c in range(w):
+        fx = min(max((c + 0.5) * gw / w - 0.5, 0.0), gw - 1.0)
+        xs0[c] = int(fx)
+        xs1[c] = min(xs0[c] + 1, gw - 1)
+        xw[c] = fx - xs0[c]
+    for r in range(h):
+        fy = min(max((r + 0.5) * gh / h - 0.5, 0.0), gh - 1.0)
+        y0 = int(fy)
+        y1 = min(y0 + 1, gh - 1)
+        wy = fy - y0
+        for c in range(w):
+            p0, p1, p2 = x[0, r, c], x[1, r, c], x[2, r, c]
+            t0, t1, t2 = q[0, r, c], q[1, r, c], q[2, r, c]
+            m0 = p0 * p0 + p1 * p1 + p2 * p2
+            m1 = p0 + p1 + p2
+            m3 = p0 * t0 + p1 * t1 + p2 * t2
+            m4 = t0 + t1 + t2
+            fz = gz[r, c]
+            z0 = int(fz)
+            z1 = min(z0 + 1, d - 1)
+            wz = fz - z0
+            x0, x1, wx = xs0[c], xs1[c], xw[c]
+            for k in range(8):
+                zi, wzk = (z1, wz) if k & 4 else (z0, 1.0 - wz)
+                yi, wyk = (y1, wy) if k & 2 else (y0, 1.0 - wy)
+                xi, wxk = (x1, wx) if k & 1 else (x0, 1.0 - wx)
+                wt = wzk * wyk * wxk
+                cell = acc[zi, yi, xi]
+                cell[0] += wt * m0
+                cell[1] += wt * m1
+                cell[2] += wt * 3.0
+                cell[3] += wt * m3
+                cell[4] += wt * m4
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _solve_gain(acc, glob, lam, mu, max_sweeps, tol, a):  # pragma: no cover - compiled
+    """Gauss-Seidel sweeps for the gain model: per cell the 2×2 system of ``(a, b)`` with the same
+    prior (λ towards the global fit) and smoothness (μ towards the 6 neighbours) as :func:`_solve`.
+    ``acc`` counts each pixel three times (once per channel), so λ and μ are scaled likewise.
+    Returns the number of sweeps run."""
+    d, gh, gw = acc.shape[0], acc.shape[1], acc.shape[2]
+    sweeps = 0
+    while sweeps < max_sweeps:
+        sweeps += 1
+        moved = 0.0
+        for z in range(d):
+            for y in range(gh):
+                for x in range(gw):
+                    n = (z > 0) + (z < d - 1) + (y > 0) + (y < gh - 1) + (x > 0) + (x < gw - 1)
+                    reg = lam + mu * n
+                    m = acc[z, y, x]
+                    r0 = m[3] + lam * glob[0]
+                    r1 = m[4] + lam * glob[1]
+                    for j in range(2):
+                        nb = 0.0
+                        if z > 0:
+                            nb += a[z - 1, y, x, j]
+                        if z < d - 1:
+                            nb += a[z + 1, y, x, j]
+                        if y > 0:
+                            nb += a[z, y - 1, x, j]
+                        if y < gh - 1:
+                            nb += a[z, y + 1, x, j]
+                        if x > 0:
+                            nb += a[z, y, x - 1, j]
+                        if x < gw - 1:
+                            nb += a[z, y, x + 1, j]
+                        if j == 0:
+                            r0 += mu * nb
+                        else:
+                            r1 += mu * nb
+                    s00 = m[0] + reg
+                    s01 = m[1]
+                    s11 = m[2] + reg
+                    det = s00 * s11 - s01 * s01
+                    g = (s11 * r0 - s01 * r1) / det
+                    b = (s00 * r1 - s01 * r0) / det
+                    moved = max(moved, abs(g - a[z, y, x, 0]), abs(b - a[z, y, x, 1]))
+                    a[z, y, x, 0] = g
+                    a[z, y, x, 1] = b
+        if moved <= tol:
+            break
+    return sweeps
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _splat_pixels(x, gz, gh, gw, acc):  # pragma: no cover - compiled
+    """Trilinear splat of every pixel's ``(r, g, b, 1)`` into its 8 cells."""
+    _, h, w = x.shape
+    d = acc.shape[0]
+    for r in range(h):
+        fy = min(max((r + 0.5) * gh / h - 0.5, 0.0), gh - 1.0)
+        y0 = int(fy)
+        y1 = min(y0 + 1, gh - 1)
+        wy = fy - y0
+        for c in range(w):
+            fx = min(max((c + 0.5) * gw / w - 0.5, 0.0), gw - 1.0)
+            x0 = int(fx)
+            x1 = min(x0 + 1, gw - 1)
+            wx = fx - x0
+            fz = gz[r, c]
+            z0 = int(fz)
+            z1 = min(z0 + 1, d - 1)
+            wz = fz - z0
+            p0, p1, p2 = x[0, r, c], x[1, r, c], x[2, r, c]
+            for k in range(8):
+                zi, wzk = (z1, wz) if k & 4 else (z0, 1.0 - wz)
+                yi, wyk = (y1, wy) if k & 2 else (y0, 1.0 - wy)
+                xi, wxk = (x1, wx) if k & 1 else (x0, 1.0 - wx)
+                wt = wzk * wyk * wxk
+                cell = acc[zi, yi, xi]
+                cell[0] += wt * p0
+                cell[1] += wt * p1
+                cell[2] += wt * p2
+                cell[3] += wt
+
+
+def pixel_moments(thumb: Thumbnail, shape: tuple[int, int, int], guide: torch.Tensor | None = None) -> np.ndarray:
+    """Per cell the trilinear-weighted sums of ``(r, g, b, 1)`` over the thumbnail, ``(D, Gh, Gw, 4)``:
+    with them the mean of *any* grid's output on this thumbnail (before clipping) is one dot
+    product, ``Σ_cells A·m / N`` — slicing is linear in the coefficients."""
+    d, gh, gw = shape
+    x, _, gz = _fit_inputs(thumb, thumb.rgb, d, guide)
+    acc = np.zeros((d, gh, gw, 4))
+    _splat_pixels(x, gz, gh, gw, acc)
+    return acc
+
+
+def _fit_inputs(thumb: Thumbnail, target: torch.Tensor, d: int,
+                guide: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """float64 input rgb, target rgb and each pixel's depth coordinate."""
+    x = thumb.rgb.detach().to(torch.float64).cpu().numpy()
+    q = target.detach().to(torch.float64).cpu().numpy()
+    luma = thumb.luma if guide is None else interp1d(guide, thumb.luma)
+    gz = np.clip(luma.detach().to(torch.float64).cpu().numpy() * d - 0.5, 0.0, d - 1.0)
+    return x, q, gz
+
+
 def normal_equations(thumb: Thumbnail, target: torch.Tensor, shape: tuple[int, int, int],
                      guide: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The per-cell normal equations ``XᵀX`` ``(D, Gh, Gw, 4, 4)`` and ``XᵀY`` ``(D, Gh, Gw, 4, 3)``
     (float64) of the trilinear-weighted least-squares fit of ``target`` from ``thumb.rgb``."""
     d, gh, gw = shape
-    x = thumb.rgb.detach().to(torch.float64).cpu().numpy()
-    q = target.detach().to(torch.float64).cpu().numpy()
-    luma = thumb.luma if guide is None else interp1d(guide, thumb.luma)
-    gz = np.clip(luma.detach().to(torch.float64).cpu().numpy() * d - 0.5, 0.0, d - 1.0)
+    x, q, gz = _fit_inputs(thumb, target, d, guide)
     acc = np.zeros((d, gh, gw, _N_MOMENTS))
     _splat(x, q, gz, gh, gw, acc)
     xtx = np.empty((d, gh, gw, 4, 4))
@@ -235,6 +385,58 @@ def solve_grid(
     return FitResult(BilateralGrid(coeffs.to(torch.float32).contiguous(), guide), a, int(done))
 
 
+def gain_moments(thumb: Thumbnail, target: torch.Tensor, shape: tuple[int, int, int],
+                 guide: torch.Tensor | None = None) -> np.ndarray:
+    """The per-cell moments ``(D, Gh, Gw, 5)`` of the gain model (see :func:`_splat_gain`)."""
+    d, gh, gw = shape
+    x, q, gz = _fit_inputs(thumb, target, d, guide)
+    acc = np.zeros((d, gh, gw, _N_GAIN_MOMENTS))
+    _splat_gain(x, q, gz, gh, gw, acc)
+    return acc
+
+
+def solve_gain(
+    acc: np.ndarray,
+    guide: torch.Tensor | None = None,
+    prior_weight: float = 1e-3,
+    smoothness: float = 0.002,
+    sweeps: int = COLD_SWEEPS,
+    tol: float = 0.0,
+    init: np.ndarray | None = None,
+) -> FitResult:
+    """Solve the gain model for every cell: ``A = a·I``, offset ``b`` on all three channels (a grid
+    that changes brightness, not hue or saturation; its slicing takes the cheap neutral path)."""
+    d, gh, gw = acc.shape[:3]
+    scale = float(acc[..., 2].sum()) / (d * gh * gw)  # mean channel-weighted pixel count per cell
+    tot = acc.sum((0, 1, 2))
+    m = np.array([[tot[0], tot[1]], [tot[1], tot[2]]]) + 1e-6 * scale * np.eye(2)
+    glob = np.linalg.solve(m, np.array([tot[3], tot[4]]))
+    if init is not None and init.shape == (d, gh, gw, 2):
+        a = init.copy()
+    else:
+        a = np.empty((d, gh, gw, 2))
+        a[...] = glob
+    done = _solve_gain(acc, glob, prior_weight * scale, smoothness * scale, sweeps, tol, a)
+    coeffs = torch.zeros(N_COEFFS, d, gh, gw, dtype=torch.float64)
+    gain, offset = torch.from_numpy(a[..., 0]), torch.from_numpy(a[..., 1])
+    for c in range(3):
+        coeffs[4 * c + c] = gain
+        coeffs[4 * c + 3] = offset
+    return FitResult(BilateralGrid(coeffs.to(torch.float32).contiguous(), guide), a, int(done))
+
+
+def _fit(model: str, thumb: Thumbnail, target: torch.Tensor, shape: tuple[int, int, int],
+         guide: torch.Tensor | None, prior_weight: float, smoothness: float, sweeps: int, tol: float,
+         init: np.ndarray | None) -> FitResult:
+    if model == "gain":
+        acc = gain_moments(thumb, target, shape, guide)
+        return solve_gain(acc, guide, prior_weight, smoothness, sweeps, tol, init)
+    if model == "affine":
+        xtx, xty = normal_equations(thumb, target, shape, guide)
+        return solve_grid(xtx, xty, guide, prior_weight, smoothness, sweeps, tol, init)
+    raise ValueError(f"unknown fit model {model!r}; use one of {', '.join(MODELS)}")
+
+
 def fit_grid(
     thumb: Thumbnail,
     target: torch.Tensor,
@@ -243,6 +445,7 @@ def fit_grid(
     prior_weight: float = 1e-3,
     smoothness: float = 0.002,
     sweeps: int = COLD_SWEEPS,
+    model: str = "affine",
 ) -> BilateralGrid:
     """Fit a grid that maps ``thumb.rgb`` to ``target``.
 
@@ -255,12 +458,13 @@ def fit_grid(
             number of pixels per cell (keeps empty cells defined).
         smoothness: pull of each cell towards its 6 neighbours, relative likewise.
         sweeps: Gauss-Seidel sweeps of the coupled system.
+        model: ``affine`` (a 3×4 transform per cell) or ``gain`` (one gain and one offset per
+            cell for all channels: for engines that only change brightness; slices faster).
 
     Returns:
         The fitted :class:`BilateralGrid` (coefficients on the CPU, float32).
     """
-    xtx, xty = normal_equations(thumb, target, shape, guide)
-    return solve_grid(xtx, xty, guide, prior_weight, smoothness, sweeps).grid
+    return _fit(model, thumb, target, shape, guide, prior_weight, smoothness, sweeps, 0.0, None).grid
 
 
 class GridFitter:
@@ -282,7 +486,11 @@ class GridFitter:
     """
 
     def __init__(self, shape: tuple[int, int, int] = GRID_SHAPE, prior_weight: float = 1e-3,
-                 smoothness: float = 0.002, sweeps: int = COLD_SWEEPS, tol: float = WARM_TOL) -> None:
+                 smoothness: float = 0.002, sweeps: int = COLD_SWEEPS, tol: float = WARM_TOL,
+                 model: str = "affine") -> None:
+        if model not in MODELS:
+            raise ValueError(f"unknown fit model {model!r}; use one of {', '.join(MODELS)}")
+        self.model = model
         self.shape = shape
         self.prior_weight = prior_weight
         self.smoothness = smoothness
@@ -297,10 +505,9 @@ class GridFitter:
 
     def fit(self, thumb: Thumbnail, target: torch.Tensor, guide: torch.Tensor | None = None) -> BilateralGrid:
         """Fit ``target`` from ``thumb`` (as :func:`fit_grid`), warm-started when it can be."""
-        xtx, xty = normal_equations(thumb, target, self.shape, guide)
         warm = self._solution is not None
-        res = solve_grid(xtx, xty, guide, self.prior_weight, self.smoothness, self.sweeps,
-                         self.tol if warm else 0.0, self._solution)
+        res = _fit(self.model, thumb, target, self.shape, guide, self.prior_weight, self.smoothness,
+                   self.sweeps, self.tol if warm else 0.0, self._solution)
         self._solution = res.solution
         self.last_sweeps = res.sweeps
         return res.grid

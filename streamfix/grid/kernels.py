@@ -200,6 +200,95 @@ def _chroma_kernel(yb, u, v, out_u, out_v, tables, h, w, sy, sx, top):  # pragma
 
 
 @numba.njit(parallel=True, fastmath=True, nogil=True, cache=True)
+def _neutral_tables(c, lut_z0, lut_wz, luma, gain):  # pragma: no cover - compiled
+    """Value tables of a neutral grid (see :func:`is_neutral`): per cell and luma code ``v`` the
+    output luma code ``c0·v + c3`` and the chroma gain ``c5`` (the same for U and V)."""
+    d, gh, gw = c.shape[0], c.shape[1], c.shape[2]
+    nv = lut_z0.shape[0]
+    for gy in numba.prange(gh):
+        for g in range(gw):
+            lrow = luma[gy, g]
+            grow = gain[gy, g]
+            for v in range(nv):
+                z0 = lut_z0[v]
+                z1 = min(z0 + 1, d - 1)
+                wz = lut_wz[v]
+                a = c[z0, gy, g]
+                b = c[z1, gy, g]
+                e0, e3 = a[0] + (b[0] - a[0]) * wz, a[3] + (b[3] - a[3]) * wz
+                lrow[v] = e0 * np.float32(v) + e3
+                grow[v] = a[5] + (b[5] - a[5]) * wz
+
+
+@numba.njit(parallel=True, fastmath=True, nogil=True, cache=True)
+def _neutral_luma_kernel(y, out, tables, top):  # pragma: no cover - compiled
+    """Luma of a neutral grid: one table lookup pair per pixel, no chroma term."""
+    h, w = y.shape
+    gh, gw, nv = tables.shape[0], tables.shape[1], tables.shape[2]
+    xa = np.empty(w, np.int64)
+    xb = np.empty(w, np.int64)
+    wx = np.empty(w, np.float32)
+    for x in range(w):
+        a, b, f = _axis(w, gw, 0.0, 1, x)
+        xa[x], xb[x], wx[x] = a * nv, b * nv, f
+    ftop = np.float32(top)
+    flat = tables.reshape(gh, gw * nv)
+    for r in numba.prange(h):
+        y0, y1, wy = _axis(h, gh, 0.0, 1, r)
+        t0 = flat[y0]
+        t1 = flat[y1]
+        wyf = np.float32(wy)
+        row = np.empty(gw * nv, np.float32)
+        for i in range(gw * nv):
+            row[i] = t0[i] + (t1[i] - t0[i]) * wyf
+        yrow = y[r]
+        orow = out[r]
+        for x in range(w):
+            iv = np.int64(yrow[x])
+            pa = row[xa[x] + iv]
+            acc = pa + (row[xb[x] + iv] - pa) * wx[x]
+            orow[x] = np.int32(min(max(acc + np.float32(0.5), np.float32(0.0)), ftop))
+
+
+@numba.njit(parallel=True, fastmath=True, nogil=True, cache=True)
+def _neutral_chroma_kernel(yb, u, v, out_u, out_v, tables, h, w, sy, sx, mid, top):  # pragma: no cover - compiled
+    """Chroma of a neutral grid: ``mid + g·(U − mid)`` with one gain lookup pair per sample."""
+    hc, wc = u.shape
+    gh, gw, nv = tables.shape[0], tables.shape[1], tables.shape[2]
+    fy, fx = 1 << sy, 1 << sx
+    ftop = np.float32(top)
+    fmid = np.float32(mid)
+    ca = np.empty(wc, np.int64)
+    cb = np.empty(wc, np.int64)
+    cf = np.empty(wc, np.float32)
+    for j in range(wc):
+        a, b, f = _axis(w, gw, (fx - 1) / 2.0, fx, j)
+        ca[j], cb[j], cf[j] = a * nv, b * nv, f
+    flat = tables.reshape(gh, gw * nv)
+    for r in numba.prange(hc):
+        y0, y1, wy = _axis(h, gh, (fy - 1) / 2.0, fy, r)
+        t0 = flat[y0]
+        t1 = flat[y1]
+        wyf = np.float32(wy)
+        row = np.empty(gw * nv, np.float32)
+        for i in range(gw * nv):
+            row[i] = t0[i] + (t1[i] - t0[i]) * wyf
+        ybr = yb[r]
+        urow = u[r]
+        vrow = v[r]
+        ourow = out_u[r]
+        ovrow = out_v[r]
+        for j in range(wc):
+            iv = np.int64(ybr[j])
+            ga = row[ca[j] + iv]
+            g = ga + (row[cb[j] + iv] - ga) * cf[j]
+            ou = fmid + g * (np.float32(urow[j]) - fmid)
+            ov = fmid + g * (np.float32(vrow[j]) - fmid)
+            ourow[j] = np.int32(min(max(ou + np.float32(0.5), np.float32(0.0)), ftop))
+            ovrow[j] = np.int32(min(max(ov + np.float32(0.5), np.float32(0.0)), ftop))
+
+
+@numba.njit(parallel=True, fastmath=True, nogil=True, cache=True)
 def _rgb_kernel(src, out, c, lut, kr, kg, kb):  # pragma: no cover - compiled
     h, w, _ = src.shape
     d, gh, gw = c.shape[0], c.shape[1], c.shape[2]
@@ -257,16 +346,48 @@ def slice_planes_cpu(planes: Planes, grid: BilateralGrid, out: Planes | None = N
     lutz = depth_lut(grid.guide_curve(), fmt, d).numpy()
     z0 = np.floor(lutz).astype(np.int32)
     wz = (lutz - z0).astype(np.float32)
+    sy, sx = fmt.chroma_shift
+    h, w = planes.y.shape
+    yb = np.empty(planes.u.shape, planes.y.dtype)
+    _block_luma(planes.y, sy, sx, yb)
+    if _is_neutral_code(c, fmt):
+        luma_tables = np.empty((gh, gw, lutz.shape[0]), np.float32)
+        gain_tables = np.empty((gh, gw, lutz.shape[0]), np.float32)
+        _neutral_tables(c, z0, wz, luma_tables, gain_tables)
+        _neutral_luma_kernel(planes.y, out.y, luma_tables, fmt.max_code)
+        mid = fmt.chroma_scale()[0]
+        _neutral_chroma_kernel(yb, planes.u, planes.v, out.u, out.v, gain_tables, h, w, sy, sx, mid, fmt.max_code)
+        return out
     luma_tables = np.empty((gh, gw, lutz.shape[0], 3), np.float32)
     chroma_tables = np.empty((gh, gw, lutz.shape[0], 6), np.float32)
     _value_tables(c, z0, wz, luma_tables, chroma_tables)
-    sy, sx = fmt.chroma_shift
     _luma_kernel(planes.y, planes.u, planes.v, out.y, luma_tables, sy, sx, fmt.max_code)
-    yb = np.empty(planes.u.shape, planes.y.dtype)
-    _block_luma(planes.y, sy, sx, yb)
-    h, w = planes.y.shape
     _chroma_kernel(yb, planes.u, planes.v, out.u, out.v, chroma_tables, h, w, sy, sx, fmt.max_code)
     return out
+
+
+def is_neutral(grid: BilateralGrid, fmt: PlaneFormat | None = None) -> bool:
+    """True when, in ``fmt``'s YUV code domain, every cell maps luma by itself and scales U and V
+    alike around their midpoint: brightness and saturation change, hue does not mix with luma.
+    Gain-model fits (``a·I`` plus a grey offset), ExCNet's curves, the identity and blends of
+    them are such grids; :func:`slice_planes_cpu` slices them with one table lookup per sample
+    instead of three."""
+    fmt = fmt or PlaneFormat()
+    return _is_neutral_code(_cells_last(affine_to_code_domain(grid.coeffs, fmt)), fmt)
+
+
+def _is_neutral_code(c: np.ndarray, fmt: PlaneFormat, tol: float = 1e-5) -> bool:
+    """:func:`is_neutral` on code-domain cells ``(D, Gh, Gw, 12)``; ``tol`` on the cross weights
+    (≤ 0.04 code at 12 bits), and a hundredth of a code on the chroma offsets."""
+    mid = fmt.chroma_scale()[0]
+    cross = np.abs(c[..., [1, 2, 4, 6, 8, 9]]).max()
+    gain_u, gain_v = c[..., 5], c[..., 10]
+    return bool(
+        cross <= tol
+        and np.abs(gain_u - gain_v).max() <= tol
+        and np.abs(c[..., 7] - mid * (1.0 - gain_u)).max() <= 0.01
+        and np.abs(c[..., 11] - mid * (1.0 - gain_v)).max() <= 0.01
+    )
 
 
 def slice_rgb_cpu(rgb: np.ndarray, grid: BilateralGrid, out: np.ndarray | None = None) -> np.ndarray:
