@@ -58,7 +58,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from streamfix.grid.bilateral import BilateralGrid, Thumbnail, interp1d
+from streamfix.grid.bilateral import BilateralGrid, Thumbnail
 from streamfix.grid.fit import pixel_moments
 from streamfix.grid.slicing import RGB_LUMA
 
@@ -240,27 +240,6 @@ class TemporalStep:
     input_change: float = 0.0
 
 
-def grid_response(grid: BilateralGrid, thumb: Thumbnail) -> tuple[torch.Tensor, torch.Tensor]:
-    """Occupancy and luma response of a grid on a thumbnail, per (bin, row, column) cell.
-
-    Returns:
-        ``(weights, probes)``: ``(D·Gh·Gw,)`` share of the thumbnail's pixels in each cell and the
-        mean luma of those pixels (a grey probe per cell).
-    """
-    d, gh, gw = grid.shape
-    luma = thumb.luma.float().clamp(0, 1)
-    if min(luma.shape) >= 64:  # half resolution is plenty for brightness weights (4× cheaper)
-        luma = F.avg_pool2d(luma[None, None], 2)[0, 0]
-    h, w = luma.shape
-    z = (interp1d(grid.guide_curve().float(), luma) * d).long().clamp(0, d - 1)
-    rows = (torch.arange(h) * gh // h).view(h, 1)
-    cols = (torch.arange(w) * gw // w).view(1, w)
-    idx = (z * (gh * gw) + rows * gw + cols).flatten()
-    n = torch.bincount(idx, minlength=d * gh * gw).float()
-    s = torch.bincount(idx, weights=luma.flatten().double(), minlength=d * gh * gw).float()
-    return n / n.sum(), s / n.clamp(min=1.0)
-
-
 class BrightnessMeter:
     """Mean output luma of grids on one thumbnail, exactly (before clipping) and in microseconds:
     slicing is linear in the coefficients, so with the thumbnail's per-cell pixel moments
@@ -293,14 +272,6 @@ class BrightnessMeter:
         m = pixel_moments(self.thumb, grid.shape, grid.guide)
         self._moments.append((grid.guide, grid.shape, m))
         return m
-
-
-def probe_luma(grid: BilateralGrid, probes: torch.Tensor) -> torch.Tensor:
-    """Output luma ``(D·Gh·Gw,)`` of each cell's affine for a grey input ``(p, p, p)``, channels clipped to [0, 1]."""
-    c = grid.coeffs.float().reshape(3, 4, -1)
-    out = ((c[:, 0] + c[:, 1] + c[:, 2]) * probes + c[:, 3]).clamp(0.0, 1.0)  # (3, cells), clipped as slicing does
-    w = torch.tensor(RGB_LUMA, dtype=torch.float32).view(3, 1)
-    return (out * w).sum(0)
 
 
 class TemporalFilter:
@@ -397,9 +368,9 @@ class TemporalFilter:
             out = grid.blend(prev, alpha)
             self._prev = out
             return TemporalStep(out, False, self.detector.last_distance, alpha, 0.0, d_in)
-        weights, probes = grid_response(grid, thumb)
-        r_new = float((weights * probe_luma(grid, probes)).sum())
-        r_old = float((weights * probe_luma(prev, probes)).sum())
+        meter = BrightnessMeter(thumb)
+        r_new = meter.output_mean(grid)
+        r_old = meter.output_mean(prev)
         innovation = (r_new - r_old) / max(r_old, 1e-3)
         if not math.isfinite(innovation):
             innovation = 0.0
@@ -417,7 +388,6 @@ class TemporalFilter:
         # predicted from per-cell probes: a grid fitted to one frame's noise answers another
         # frame's noise differently) follows the input's at the engine's brightness ratio,
         # filtered at the grid's rate, the input's fast fluctuations scaled by LOCK_RHO
-        meter = BrightnessMeter(thumb)
         mu = meter.input_mean()
         pred = meter.output_mean(out)
         if mu > 1e-4 and pred > 1e-4:

@@ -280,6 +280,14 @@ def _solve_gain(acc, glob, lam, mu, max_sweeps, tol, a):  # pragma: no cover - c
     return sweeps
 
 
+@numba.njit(cache=True, nogil=True, fastmath=True, inline="always")
+def _add4(cell, wt, p0, p1, p2):  # pragma: no cover - compiled
+    cell[0] += wt * p0
+    cell[1] += wt * p1
+    cell[2] += wt * p2
+    cell[3] += wt
+
+
 @numba.njit(cache=True, nogil=True, fastmath=True)
 def _splat_pixels(x, gz, gh, gw, acc):  # pragma: no cover - compiled
     """Trilinear splat of every pixel's ``(r, g, b, 1)`` into its 8 cells."""
@@ -300,16 +308,16 @@ def _splat_pixels(x, gz, gh, gw, acc):  # pragma: no cover - compiled
             z1 = min(z0 + 1, d - 1)
             wz = fz - z0
             p0, p1, p2 = x[0, r, c], x[1, r, c], x[2, r, c]
-            for k in range(8):
-                zi, wzk = (z1, wz) if k & 4 else (z0, 1.0 - wz)
-                yi, wyk = (y1, wy) if k & 2 else (y0, 1.0 - wy)
-                xi, wxk = (x1, wx) if k & 1 else (x0, 1.0 - wx)
-                wt = wzk * wyk * wxk
-                cell = acc[zi, yi, xi]
-                cell[0] += wt * p0
-                cell[1] += wt * p1
-                cell[2] += wt * p2
-                cell[3] += wt
+            a0, a1 = (1.0 - wz) * (1.0 - wy), (1.0 - wz) * wy
+            a2, a3 = wz * (1.0 - wy), wz * wy
+            _add4(acc[z0, y0, x0], a0 * (1.0 - wx), p0, p1, p2)
+            _add4(acc[z0, y0, x1], a0 * wx, p0, p1, p2)
+            _add4(acc[z0, y1, x0], a1 * (1.0 - wx), p0, p1, p2)
+            _add4(acc[z0, y1, x1], a1 * wx, p0, p1, p2)
+            _add4(acc[z1, y0, x0], a2 * (1.0 - wx), p0, p1, p2)
+            _add4(acc[z1, y0, x1], a2 * wx, p0, p1, p2)
+            _add4(acc[z1, y1, x0], a3 * (1.0 - wx), p0, p1, p2)
+            _add4(acc[z1, y1, x1], a3 * wx, p0, p1, p2)
 
 
 def pixel_moments(thumb: Thumbnail, shape: tuple[int, int, int], guide: torch.Tensor | None = None) -> np.ndarray:
