@@ -232,7 +232,7 @@ def measure_enhance(frames: list[av.VideoFrame], enhancer: Enhancer, repeat: int
 
 
 def scaling(engine: str, weights: Path | None, backend: Backend, names: list[str],
-            n: int = 8) -> dict[str, EnhanceTiming]:
+            n: int = 12) -> dict[str, EnhanceTiming]:
     """Enhancement ms per frame at each resolution, on synthetic frames (no codec involved)."""
     out: dict[str, EnhanceTiming] = {}
     for name in names:

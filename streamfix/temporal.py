@@ -364,6 +364,8 @@ class TemporalFilter:
             return TemporalStep(grid, cut, self.detector.last_distance, 1.0, 0.0, d_in)
         alpha = 1.0 - self._keep
         innovation = 0.0
+        if grid.is_identity() and prev.is_identity():  # nothing to smooth, nothing to lock: the input passes
+            return TemporalStep(grid, False, self.detector.last_distance, alpha, 0.0, d_in)
         if self.mode != "adaptive":
             out = grid.blend(prev, alpha)
             self._prev = out

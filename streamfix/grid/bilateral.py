@@ -76,6 +76,10 @@ class BilateralGrid:
         coeffs = _IDENTITY_AFFINE.view(N_COEFFS, 1, 1, 1).expand(N_COEFFS, depth, height, width)
         return cls(coeffs.contiguous())
 
+    def is_identity(self) -> bool:
+        """Every cell is the identity transform (whatever the guide): the grid changes nothing."""
+        return bool(torch.equal(self.coeffs, _IDENTITY_AFFINE.view(N_COEFFS, 1, 1, 1).expand_as(self.coeffs)))
+
     def guide_curve(self, knots: int = 2) -> torch.Tensor:
         """The guide as a ``(K,)`` tensor, materialising the identity curve when ``guide`` is None."""
         if self.guide is not None:
