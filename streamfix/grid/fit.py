@@ -43,6 +43,20 @@ _XTX_PAIRS = ((0, 0), (0, 1), (0, 2), (0, 3), (1, 1), (1, 2), (1, 3), (2, 2), (2
 _N_MOMENTS = 22
 
 
+@numba.njit(cache=True, nogil=True)
+def _cell_axis(n, cells):  # pragma: no cover - compiled
+    """For each of ``n`` pixels along an axis: the two cells it splats into and the second's weight."""
+    lo = np.empty(n, np.int64)
+    hi = np.empty(n, np.int64)
+    wt = np.empty(n)
+    for i in range(n):
+        f = min(max((i + 0.5) * cells / n - 0.5, 0.0), cells - 1.0)
+        lo[i] = int(f)
+        hi[i] = min(lo[i] + 1, cells - 1)
+        wt[i] = f - lo[i]
+    return lo, hi, wt
+
+
 @numba.njit(cache=True, nogil=True, fastmath=True, inline="always")
 def _add_moments(cell, wt, m):  # pragma: no cover - compiled
     """``cell += wt · m`` for the 22 moments, written out: with the moments in scalars (a tuple)
@@ -76,19 +90,10 @@ def _splat(x, q, gz, gh, gw, acc):  # pragma: no cover - compiled
     """Accumulate every pixel's 22 moments, trilinearly weighted, into its 8 cells' ``acc``."""
     _, h, w = x.shape
     d = acc.shape[0]
-    xs0 = np.empty(w, np.int64)
-    xs1 = np.empty(w, np.int64)
-    xw = np.empty(w)
-    for c in range(w):
-        fx = min(max((c + 0.5) * gw / w - 0.5, 0.0), gw - 1.0)
-        xs0[c] = int(fx)
-        xs1[c] = min(xs0[c] + 1, gw - 1)
-        xw[c] = fx - xs0[c]
+    xs0, xs1, xw = _cell_axis(w, gw)
+    ys0, ys1, yw = _cell_axis(h, gh)
     for r in range(h):
-        fy = min(max((r + 0.5) * gh / h - 0.5, 0.0), gh - 1.0)
-        y0 = int(fy)
-        y1 = min(y0 + 1, gh - 1)
-        wy = fy - y0
+        y0, y1, wy = ys0[r], ys1[r], yw[r]
         for c in range(w):
             p0, p1, p2 = x[0, r, c], x[1, r, c], x[2, r, c]
             t0, t1, t2 = q[0, r, c], q[1, r, c], q[2, r, c]
@@ -191,19 +196,10 @@ def _splat_gain(x, q, gz, gh, gw, acc):  # pragma: no cover - compiled
     """As :func:`_splat` for the gain model ``y_c = a·x_c + b`` (one gain and offset for all channels)."""
     _, h, w = x.shape
     d = acc.shape[0]
-    xs0 = np.empty(w, np.int64)
-    xs1 = np.empty(w, np.int64)
-    xw = np.empty(w)
-    for c in range(w):
-        fx = min(max((c + 0.5) * gw / w - 0.5, 0.0), gw - 1.0)
-        xs0[c] = int(fx)
-        xs1[c] = min(xs0[c] + 1, gw - 1)
-        xw[c] = fx - xs0[c]
+    xs0, xs1, xw = _cell_axis(w, gw)
+    ys0, ys1, yw = _cell_axis(h, gh)
     for r in range(h):
-        fy = min(max((r + 0.5) * gh / h - 0.5, 0.0), gh - 1.0)
-        y0 = int(fy)
-        y1 = min(y0 + 1, gh - 1)
-        wy = fy - y0
+        y0, y1, wy = ys0[r], ys1[r], yw[r]
         for c in range(w):
             p0, p1, p2 = x[0, r, c], x[1, r, c], x[2, r, c]
             t0, t1, t2 = q[0, r, c], q[1, r, c], q[2, r, c]
@@ -293,16 +289,12 @@ def _splat_pixels(x, gz, gh, gw, acc):  # pragma: no cover - compiled
     """Trilinear splat of every pixel's ``(r, g, b, 1)`` into its 8 cells."""
     _, h, w = x.shape
     d = acc.shape[0]
+    xs0, xs1, xw = _cell_axis(w, gw)
+    ys0, ys1, yw = _cell_axis(h, gh)
     for r in range(h):
-        fy = min(max((r + 0.5) * gh / h - 0.5, 0.0), gh - 1.0)
-        y0 = int(fy)
-        y1 = min(y0 + 1, gh - 1)
-        wy = fy - y0
+        y0, y1, wy = ys0[r], ys1[r], yw[r]
         for c in range(w):
-            fx = min(max((c + 0.5) * gw / w - 0.5, 0.0), gw - 1.0)
-            x0 = int(fx)
-            x1 = min(x0 + 1, gw - 1)
-            wx = fx - x0
+            x0, x1, wx = xs0[c], xs1[c], xw[c]
             fz = gz[r, c]
             z0 = int(fz)
             z1 = min(z0 + 1, d - 1)
