@@ -2,7 +2,9 @@
 
     python tools/bench_slice.py [--size 1920x1080] [--threads 2] [--reps 20]
 
-Random 8-bit yuv420p planes and a random 16×16×16 grid; median and min wall ms per frame.
+Random 8-bit yuv420p planes and random 16×16×16 grids — a general one (3×4 affines: three table
+lookups per sample) and a neutral one (a gain and a grey offset per cell, as SCI's gain-model
+fits: one lookup per sample); median and min wall ms per frame.
 The reference is :func:`streamfix.grid.slicing.slice_planes` (the CUDA path's code, on CPU tensors).
 """
 
@@ -17,7 +19,7 @@ import torch
 
 from streamfix.grid.bilateral import BilateralGrid
 from streamfix.grid.colour import PlaneFormat
-from streamfix.grid.kernels import slice_planes_cpu
+from streamfix.grid.kernels import is_neutral, slice_planes_cpu
 from streamfix.grid.planes import Planes
 from streamfix.grid.slicing import slice_planes
 
@@ -49,15 +51,25 @@ def main() -> None:
     ident = BilateralGrid.identity(16, 16, 16)
     noise = torch.randn(ident.coeffs.shape, generator=torch.Generator().manual_seed(0))
     grid = BilateralGrid(ident.coeffs + 0.1 * noise)
+    gain = 1.0 + 0.5 * torch.rand((16, 16, 16), generator=torch.Generator().manual_seed(1))
+    neutral_coeffs = torch.zeros_like(ident.coeffs)
+    for c in range(3):
+        neutral_coeffs[5 * c] = gain
+        neutral_coeffs[4 * c + 3] = 0.02
+    neutral = BilateralGrid(neutral_coeffs)
+    assert is_neutral(neutral, fmt) and not is_neutral(grid, fmt)
     out = Planes.empty_like(p)
     fused = timeit(lambda: slice_planes_cpu(p, grid, out), args.reps)
+    fused_neutral = timeit(lambda: slice_planes_cpu(p, neutral, out), args.reps)
     ty, tu, tv = (torch.from_numpy(a) for a in (p.y, p.u, p.v))
     ref = timeit(lambda: slice_planes(ty, tu, tv, grid, fmt), args.ref_reps)
     print(f"{w}x{h} yuv420p, grid 16x16x16, {args.threads} threads")
     print("| path | median ms | min ms |\n|---|---|---|")
-    print(f"| fused numba kernel (planes) | {fused[0]:.1f} | {fused[1]:.1f} |")
+    print(f"| fused numba kernel (planes), general grid | {fused[0]:.1f} | {fused[1]:.1f} |")
+    print(f"| fused numba kernel (planes), neutral grid | {fused_neutral[0]:.1f} | {fused_neutral[1]:.1f} |")
     print(f"| grid_sample reference (torch) | {ref[0]:.1f} | {ref[1]:.1f} |")
-    print(f"speed-up (median): {ref[0] / fused[0]:.1f}x")
+    print(f"speed-up over the reference (median): {ref[0] / fused[0]:.1f}x general, "
+          f"{ref[0] / fused_neutral[0]:.1f}x neutral")
     # the kernel's parts, as CPU time of this thread (robust to other load on the machine)
     from streamfix.grid import kernels as K
     from streamfix.grid.colour import affine_to_code_domain, depth_lut
@@ -69,11 +81,16 @@ def main() -> None:
     lt, ct = np.empty((16, 16, 256, 3), np.float32), np.empty((16, 16, 256, 6), np.float32)
     yb = np.empty(p.u.shape, np.uint8)
     K._block_luma(p.y, 1, 1, yb)
+    cn = K._cells_last(affine_to_code_domain(neutral.coeffs, fmt))
+    nlt, ngt = np.empty((16, 16, 256), np.float32), np.empty((16, 16, 256), np.float32)
     parts = {
         "value tables": lambda: K._value_tables(c, z0, wz, lt, ct),
         "luma pass": lambda: K._luma_kernel(p.y, p.u, p.v, out.y, lt, 1, 1, 255),
         "block luma (chroma's depth)": lambda: K._block_luma(p.y, 1, 1, yb),
         "chroma pass": lambda: K._chroma_kernel(yb, p.u, p.v, out.u, out.v, ct, h, w, 1, 1, 255),
+        "neutral: value tables": lambda: K._neutral_tables(cn, z0, wz, nlt, ngt),
+        "neutral: luma pass": lambda: K._neutral_luma_kernel(p.y, out.y, nlt, 255),
+        "neutral: chroma pass": lambda: K._neutral_chroma_kernel(yb, p.u, p.v, out.u, out.v, ngt, h, w, 1, 1, 128, 255),
     }
     print("| kernel part | thread-CPU ms (min of reps) |\n|---|---|")
     for name, fn in parts.items():

@@ -78,7 +78,8 @@ class BilateralGrid:
 
     def is_identity(self) -> bool:
         """Every cell is the identity transform (whatever the guide): the grid changes nothing."""
-        return bool(torch.equal(self.coeffs, _IDENTITY_AFFINE.view(N_COEFFS, 1, 1, 1).expand_as(self.coeffs)))
+        ident = _IDENTITY_AFFINE.to(self.coeffs.device, self.coeffs.dtype).view(N_COEFFS, 1, 1, 1)
+        return bool(torch.equal(self.coeffs, ident.expand_as(self.coeffs)))
 
     def guide_curve(self, knots: int = 2) -> torch.Tensor:
         """The guide as a ``(K,)`` tensor, materialising the identity curve when ``guide`` is None."""
