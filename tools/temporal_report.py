@@ -479,7 +479,8 @@ def section_excnet(args: argparse.Namespace) -> dict:
     from streamfix.grid.thumbnail import thumbnail_from_rgb
 
     res: dict = {}
-    print("\n## ExCNet: optimiser steps to convergence (projected gradient of the block loss < 1e-3)\n")
+    print("\n## ExCNet: optimiser steps to convergence (projected gradient of the block loss < 1e-3 on a "
+          "first frame; later frames step only above the hold band, 3e-3)\n")
     print("| clip | first frame | later frames: mean / median / p95 / max | converged within budget | "
           "cold start every frame: mean / max | later frames' amounts: mean |Δφs| per frame |")
     print("|---|---|---|---|---|---|")

@@ -366,7 +366,7 @@ class CurveEstimator:
         g = torch.where((a <= lo) & (g > 0), torch.zeros_like(g), g)  # … or lower past the bottom
         return float(g.abs().max()) < tol
 
-    def fit(self, luma: torch.Tensor, max_iters: int) -> FitResult:
+    def fit(self, luma: torch.Tensor, max_iters: int, tol: float | None = None) -> FitResult:
         """Optimise on one frame, starting from the current network (the previous frame's).
 
         Each iteration evaluates the loss and its gradient; the frame is done when the amounts
@@ -376,11 +376,13 @@ class CurveEstimator:
         Args:
             luma: ``(h, w)`` luminance in ``[0, 1]`` (the thumbnail's).
             max_iters: optimiser steps allowed on this frame (0: predict with the current network).
+            tol: the stationarity tolerance for this frame (default ``self.tol``).
 
         Returns:
             the :class:`FitResult` of the network after the last step.
         """
         stats = block_stats(luma)
+        tol = self.tol if tol is None else tol
         converged = False
         steps = 0
         with torch.enable_grad():
@@ -392,8 +394,8 @@ class CurveEstimator:
                 if cells is not None:
                     cells.retain_grad()
                 loss.backward()
-                converged = self._stationary(glob, glob.grad, self.tol) and (
-                    cells is None or self._stationary(cells, cells.grad, self.tol)
+                converged = self._stationary(glob, glob.grad, tol) and (
+                    cells is None or self._stationary(cells, cells.grad, tol)
                 )
                 if converged or steps >= max_iters:
                     break
