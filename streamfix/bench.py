@@ -17,6 +17,7 @@ from __future__ import annotations
 import resource
 import statistics
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -199,8 +200,6 @@ class EnhanceTiming:
 
 def measure_enhance(frames: list[av.VideoFrame], enhancer: Enhancer, repeat: int = 2) -> EnhanceTiming:
     """Time ``enhancer`` on ``frames`` (played ``repeat`` times, one warm-up frame first)."""
-    import threading
-
     planes = [planes_of(f) for f in frames]
     out = Planes.empty_like(planes[0])
     enhancer.bind_thread()

@@ -6,10 +6,10 @@
 
 The engine works on frame n+1 while frame n is sliced and frame n−1 encoded, so the engine is
 off the slicing's critical path. PyAV's codecs, the numba kernels and PyTorch release the GIL,
-so the stages overlap. Audio and
-subtitle packets ride the same queues untouched, which keeps their order relative to video
-for the one thread that muxes. Errors raised in a worker travel down the queues and are
-re-raised on the calling thread; Ctrl-C stops the workers and removes the partial output.
+so the stages overlap. Audio and subtitle packets ride the same queues untouched, which keeps
+their order relative to video for the one thread that muxes. Errors raised in a worker travel
+down the queues and are re-raised on the calling thread; Ctrl-C stops the workers and removes
+the partial output.
 """
 
 from __future__ import annotations
@@ -173,14 +173,10 @@ def plan_frame(enhancer: Enhancer, frame: av.VideoFrame, bus: Bus | None = None)
     A passthrough enhancer (the benchmarks' I/O floor) plans nothing: the decoded frame, in its
     processing format, is the result.
     """
-    if frame.format.name == "cuda" and enhancer.passthrough:
-        from streamfix.gpu.frames import download_frame
-
-        frame = download_frame(frame)
     if frame.format.name == "cuda":
         from streamfix.gpu.frames import download_frame, enhance_device_frame
 
-        done = enhance_device_frame(enhancer, frame, bus)
+        done = None if enhancer.passthrough else enhance_device_frame(enhancer, frame, bus)
         if done is not None:
             return FramePlan(frame, done=done)
         frame = download_frame(frame)

@@ -13,14 +13,17 @@ from streamfix.cli import main
 @pytest.mark.slow
 def test_bench_report_structure(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out_json, out_png = tmp_path / "bench.json", tmp_path / "bench.png"
-    rc = main(["bench", "--synthetic", "320x180", "--frames", "10", "--rounds", "1", "--engine", "identity",
+    rc = main(["bench", "--synthetic", "320x180", "--frames", "10", "--rounds", "1", "--engine", "sci",
                "--scaling", "320x180,640x360", "--json", str(out_json), "--plot", str(out_png)])
     assert rc == 0
     report = json.loads(out_json.read_text())
-    for key in ("fps", "floor_fps", "ratio_to_floor", "enhance_ms", "stages", "latency_ms", "resolution",
-                "engine", "backend", "peers"):
+    for key in ("fps", "floor_fps", "ratio_to_floor", "enhance_ms", "enhance_overlapped_ms", "stages", "latency_ms",
+                "resolution", "engine", "backend", "peers"):
         assert key in report, key
-    assert report["resolution"] == "320x180" and report["engine"] == "identity" and report["backend"] == "cpu"
+    assert report["resolution"] == "320x180" and report["engine"] == "sci" and report["backend"] == "cpu"
+    assert set(report["runs"]) == {"identity", "sci"}  # the engine and the passthrough floor, same run
+    assert report["enhance_ms"] > 0 and report["enhance_overlapped_ms"] > 0
+    assert report["stages"]["slice"]["mean_ms"] > 0 and report["stages"]["engine"]["mean_ms"] > 0
     assert report["frames"] == 10 and report["fps"] > 0 and report["floor_fps"] > 0
     assert set(report["stages"]) >= {"decode", "thumbnail", "engine", "temporal", "slice", "encode"}
     assert all(v["mean_ms"] >= 0 and v["p95_ms"] >= v["mean_ms"] * 0 for v in report["stages"].values())
@@ -28,7 +31,7 @@ def test_bench_report_structure(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert set(report["latency_ms"]) == {"p50", "p95", "p99"}
     assert report["latency_ms"]["p50"] <= report["latency_ms"]["p99"]
     assert {"clahe", "ffmpeg_curves"} <= set(report["peers"])
-    assert set(report["scaling_ms"]) == {"320x180", "640x360"}
+    assert set(report["scaling_ms"]) == set(report["scaling_overlapped_ms"]) == {"320x180", "640x360"}
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = capsys.readouterr().out
     assert "| decode |" in table and "passthrough floor" in table
