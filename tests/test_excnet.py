@@ -133,6 +133,24 @@ def test_iteration_budget_and_scene_cut() -> None:
         eng.set_iterations(-1)
 
 
+def test_hold_band_keeps_a_static_scene_still_and_follows_a_real_change() -> None:
+    """Later frames step only on a clear gradient: sensor noise on a static scene leaves the curve
+    where the first frame put it; a real brightness change still moves it."""
+    eng = create_engine("excnet")
+    assert isinstance(eng, ExCNetEngine)
+    rng = np.random.default_rng(0)
+    base = _dark_backlit(scale=0.3).astype(np.int16)
+    for _ in range(5):
+        noisy = np.clip(base + rng.integers(-2, 3, base.shape), 0, 255).astype(np.uint8)
+        eng.predict(thumbnail_from_rgb(noisy, eng.card.thumbnail))
+    first, later = eng.history[0], eng.history[1:]
+    assert first.iterations > 0 and all(r.iterations == 0 for r in later)
+    assert all((r.phi_s, r.phi_h) == (first.phi_s, first.phi_h) for r in later)
+    eng.predict(thumbnail_from_rgb(_dark_backlit(scale=0.9), eng.card.thumbnail))  # lights up 3×
+    lit = eng.history[-1]
+    assert lit.iterations > 0 and (lit.phi_s, lit.phi_h) != (first.phi_s, first.phi_h)
+
+
 def test_local_cells_lift_the_dark_side_more() -> None:
     card = load_card("excnet")
     eng = ExCNetEngine(dataclasses.replace(card, grid=(16, 2, 2)))
