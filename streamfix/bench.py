@@ -5,7 +5,8 @@ One run measures, on the same input and machine state:
 - the real pipeline (decode ‖ plan ‖ slice ‖ encode) with the chosen engine, and with ``identity``
   as a passthrough (same decode and encode, the frames handed over untouched: the I/O floor),
   alternating so that noise hits both alike;
-- per stage mean / p95 ms (decode, thumbnail, engine, temporal, slice, encode), frame latency
+- per stage mean / p95 ms (decode, thumbnail, engine, temporal, slice, encode) and, for the
+  enhancement's stages, the CPU time of the thread that ran them; frame latency
   (decoded → encoded) p50/p95/p99, CPU use, peak RSS, GPU figures when a GPU is present;
 - the alternatives a user would pick, per frame on the same decoded frames: SCI at full
   resolution (the seed's way), CLAHE on Lab L (EVAL.md's baseline), and an FFmpeg filter chain
@@ -109,6 +110,9 @@ def run_pipeline(src: Path, engine: str, weights: Path | None, backend: Backend,
     result = transcode(src, out, enhancer, options, bus, duration=(frames - 0.5) / _rate(src))
     cpu = time.process_time() - cpu0
     stages = {s: summarize(enhancer.clock.ms.get(s, [])) for s in STAGES}
+    for s in STAGES:
+        cpu = enhancer.clock.cpu_ms.get(s, [])
+        stages[s]["cpu_ms"] = float(np.mean(cpu)) if cpu else 0.0
     for s in ("decode", "encode"):
         stages[s] = summarize(result.stats.stage_ms.get(s, []))
     enhance_ms = sum(stages[s]["mean_ms"] for s in STAGES)
@@ -245,6 +249,11 @@ def scaling(engine: str, weights: Path | None, backend: Backend, names: list[str
     return out
 
 
+def _stage_json(v: dict[str, float]) -> dict[str, float]:
+    keep = ("mean_ms", "p95_ms", "cpu_ms")
+    return {k: v[k] for k in keep if k in v}
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
@@ -284,7 +293,7 @@ class BenchReport:
             "ratio_to_floor": self.fps(self.engine) / floor if floor else 0.0,
             "enhance_ms": self.enhance.sequential,
             "enhance_overlapped_ms": self.enhance.overlapped,
-            "stages": {k: {"mean_ms": v["mean_ms"], "p95_ms": v["p95_ms"]} for k, v in run.stages.items()},
+            "stages": {k: _stage_json(v) for k, v in run.stages.items()},
             "latency_ms": {"p50": run.latency["p50"], "p95": run.latency["p95_ms"], "p99": run.latency["p99"]},
             "cpu_cores_used": run.cpu_seconds / run.seconds if run.seconds else 0.0,
             "peak_rss_mb": peak_rss_mb(),
@@ -342,13 +351,14 @@ def format_table(report: BenchReport) -> str:
     lines = [
         f"streamfix bench — {j['resolution']}, engine {j['engine']}, backend {j['backend']}, {j['frames']} frames",
         "",
-        "| stage | mean ms | p95 ms |",
-        "|---|---|---|",
+        "| stage | mean ms | p95 ms | CPU ms (its thread) |",
+        "|---|---|---|---|",
     ]
     for name in ("decode", *STAGES, "encode"):
         s = j["stages"].get(name)
         if s:
-            lines.append(f"| {name} | {s['mean_ms']:.2f} | {s['p95_ms']:.2f} |")
+            cpu = f"{s['cpu_ms']:.2f}" if "cpu_ms" in s else "—"
+            lines.append(f"| {name} | {s['mean_ms']:.2f} | {s['p95_ms']:.2f} | {cpu} |")
     lat = j["latency_ms"]
     lines += [
         "",

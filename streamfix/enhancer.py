@@ -25,12 +25,17 @@ STAGES = ("thumbnail", "engine", "temporal", "slice")
 
 @dataclass
 class StageClock:
-    """Per-stage wall times in ms, one list per stage."""
+    """Per-stage times in ms, one list per stage: ``ms`` wall time, ``cpu_ms`` CPU time of the
+    thread that ran the stage (the enhancement runs on its own threads with one numba / torch
+    thread, so this is its CPU cost even while the codecs compete for the cores)."""
 
     ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    cpu_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
 
-    def add(self, stage: str, seconds: float) -> None:
+    def add(self, stage: str, seconds: float, cpu_seconds: float | None = None) -> None:
         self.ms[stage].append(seconds * 1000.0)
+        if cpu_seconds is not None:
+            self.cpu_ms[stage].append(cpu_seconds * 1000.0)
 
     def mean(self, stage: str) -> float:
         v = self.ms.get(stage, [])
@@ -84,28 +89,28 @@ class Enhancer:
 
     def grid_for(self, thumb: Thumbnail) -> BilateralGrid:
         """Engine + temporal + strength for one thumbnail (timed)."""
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         if self.temporal is not None and self.temporal.observe(thumb):
             self.scene_cuts.append(self.frames)
             self.engine.scene_cut()  # stateful engines (excnet, warm-started fits) restart
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.thread_time()
         grid = self.engine.predict(thumb)
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), time.thread_time()
         if self.temporal is not None:
             self.last_step = self.temporal.blend(grid, thumb)
             grid = self.last_step.grid
-        t3 = time.perf_counter()
-        self.clock.add("engine", t2 - t1)
-        self.clock.add("temporal", (t1 - t0) + (t3 - t2))
+        t3, c3 = time.perf_counter(), time.thread_time()
+        self.clock.add("engine", t2 - t1, c2 - c1)
+        self.clock.add("temporal", (t1 - t0) + (t3 - t2), (c1 - c0) + (c3 - c2))
         self.frames += 1
         return grid.with_strength(self.strength)
 
     def plan(self, planes: Planes) -> BilateralGrid:
         """The grid for a YUV frame: thumbnail → engine → temporal → strength (timed). The first
         half of :meth:`enhance_planes`; frames must be planned in order (temporal state)."""
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         thumb = thumbnail_from_planes(planes, self.engine.card.thumbnail)
-        self.clock.add("thumbnail", time.perf_counter() - t0)
+        self.clock.add("thumbnail", time.perf_counter() - t0, time.thread_time() - c0)
         return self.grid_for(thumb)
 
     def apply(self, planes: Planes, grid: BilateralGrid, out: Planes) -> None:
@@ -113,9 +118,9 @@ class Enhancer:
         :meth:`enhance_planes`; holds no state, so it may run on another thread than :meth:`plan`."""
         from streamfix.backends import slice_into
 
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.thread_time()
         slice_into(planes, grid, out, self.device)
-        self.clock.add("slice", time.perf_counter() - t1)
+        self.clock.add("slice", time.perf_counter() - t1, time.thread_time() - c1)
 
     def enhance_planes(self, planes: Planes, out: Planes) -> BilateralGrid:
         """Enhance a YUV frame into ``out`` (same shapes). Returns the grid that was sliced."""
