@@ -111,8 +111,8 @@ def run_pipeline(src: Path, engine: str, weights: Path | None, backend: Backend,
     cpu = time.process_time() - cpu0
     stages = {s: summarize(enhancer.clock.ms.get(s, [])) for s in STAGES}
     for s in STAGES:
-        cpu = enhancer.clock.cpu_ms.get(s, [])
-        stages[s]["cpu_ms"] = float(np.mean(cpu)) if cpu else 0.0
+        own = enhancer.clock.cpu_ms.get(s, [])
+        stages[s]["cpu_ms"] = float(np.mean(own)) if own else 0.0
     for s in ("decode", "encode"):
         stages[s] = summarize(result.stats.stage_ms.get(s, []))
     enhance_ms = sum(stages[s]["mean_ms"] for s in STAGES)
