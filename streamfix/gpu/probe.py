@@ -15,7 +15,6 @@ import importlib
 import importlib.metadata
 import importlib.util
 from dataclasses import dataclass, field
-from fractions import Fraction
 from types import ModuleType
 from typing import Any
 
@@ -105,17 +104,9 @@ class Probe:
 
 def nvenc_available(codec: str = "h264_nvenc", width: int = 256, height: int = 144) -> bool:
     """Whether ``codec`` opens here (H100/H200/A100 have NVDEC but no NVENC; CPUs have neither)."""
-    import av
+    from streamfix.io.writer import encoder_opens
 
-    try:
-        ctx = av.CodecContext.create(codec, "w")
-        ctx.width, ctx.height, ctx.pix_fmt = width, height, "yuv420p"
-        ctx.time_base = Fraction(1, 30)
-        ctx.open()
-        ctx.close()
-        return True
-    except (av.FFmpegError, ValueError):
-        return False
+    return encoder_opens(codec, width, height)
 
 
 def cuda_facts(index: int = 0) -> dict[str, Any]:

@@ -74,6 +74,17 @@ def check_output_path(target: Path, inputs: list[Path], overwrite: bool | None) 
         raise OutputError(f"output {target} already exists{hint}")
 
 
+def video_encoder(name: str) -> av.Codec:
+    """The encoder ``name``, or a usage error when there is none or it does not encode video."""
+    try:
+        codec = av.Codec(name, "w")
+    except (av.FFmpegError, ValueError):
+        raise UsageError(f"unknown encoder {name!r}") from None
+    if codec.type != "video":
+        raise UsageError(f"{name!r} is not a video encoder")
+    return codec
+
+
 def validate_encoder(options: EncodeOptions, target: Path) -> None:
     """Fail fast (usage error) on an unknown codec, pix_fmt, preset or container, or a container
     that cannot hold the codec."""
@@ -82,12 +93,7 @@ def validate_encoder(options: EncodeOptions, target: Path) -> None:
         raise UsageError(
             f"cannot write video to {target.name}: unknown extension; use one of {', '.join(sorted(CONTAINERS))}"
         )
-    try:
-        codec = av.Codec(options.codec, "w")
-    except (av.FFmpegError, ValueError):
-        raise UsageError(f"unknown encoder {options.codec!r}") from None
-    if codec.type != "video":
-        raise UsageError(f"{options.codec!r} is not a video encoder")
+    codec = video_encoder(options.codec)
     with av.open(io.BytesIO(), "w", format=CONTAINERS[ext]) as probe:
         supported = probe.supported_codecs  # empty where the muxer keeps no codec list (MPEG-TS)
     if supported and options.codec not in supported:
@@ -106,8 +112,8 @@ def validate_encoder(options: EncodeOptions, target: Path) -> None:
             )
 
 
-def _hardware_ok(codec: str, width: int, height: int) -> bool:
-    """Open the encoder once on a tiny frame: hardware encoders fail here without a device."""
+def encoder_opens(codec: str, width: int = 256, height: int = 144) -> bool:
+    """Open the encoder once on a small frame: hardware encoders fail here without a device."""
     try:
         ctx = av.CodecContext.create(codec, "w")
         ctx.width, ctx.height, ctx.pix_fmt = max(width, 256), max(height, 144), "yuv420p"
@@ -146,7 +152,7 @@ class VideoWriter:
         self.path = partial_path(target)
         self.bus = bus
         codec = options.codec
-        if codec in SOFTWARE_FALLBACK and not _hardware_ok(codec, first.width, first.height):
+        if codec in SOFTWARE_FALLBACK and not encoder_opens(codec, first.width, first.height):
             fallback = SOFTWARE_FALLBACK[codec]
             bus.info("encoder", f"{codec} is not available on this machine; encoding with {fallback}")
             codec = fallback

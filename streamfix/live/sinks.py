@@ -25,7 +25,7 @@ import av
 
 from streamfix.errors import UsageError
 from streamfix.events import Bus
-from streamfix.io.writer import EncodeOptions, VideoWriter, check_output_path, validate_encoder
+from streamfix.io.writer import EncodeOptions, VideoWriter, check_output_path, validate_encoder, video_encoder
 from streamfix.live.sources import redact
 
 #: output time base: RTP's 90 kHz video clock
@@ -50,12 +50,7 @@ def check_out(target: str, options: EncodeOptions, overwrite: bool | None, input
     if "://" in target:
         if not is_stream_url(target):
             raise UsageError(f"--out {redact(target)}: only rtsp:// URLs or files are supported")
-        try:
-            codec = av.Codec(options.codec, "w")
-        except (av.FFmpegError, ValueError):
-            raise UsageError(f"unknown encoder {options.codec!r}") from None
-        if codec.type != "video":
-            raise UsageError(f"{options.codec!r} is not a video encoder")
+        video_encoder(options.codec)
         return
     path = Path(target)
     validate_encoder(options, path)

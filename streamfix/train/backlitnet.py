@@ -38,11 +38,9 @@ import argparse
 import json
 import math
 import os
-import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
@@ -61,6 +59,7 @@ from streamfix.engines.backlitnet_net import (
 )
 from streamfix.errors import InputError, Interrupted, OutputError, StreamfixError, UsageError
 from streamfix.grid.slicing import RGB_LUMA
+from streamfix.train import provenance
 
 __all__ = [
     "SPLITS",
@@ -558,10 +557,7 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt as exc:
         raise Interrupted("interrupted; no weights written") from exc
     meta = {
-        "engine": "backlitnet",
-        "command": getattr(args, "command_line", None) or shlex.join(["streamfix", *sys.argv[1:]]),
-        "torch_version": torch.__version__,
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        **provenance("backlitnet", args),
         **{k: json.dumps(v) if not isinstance(v, str) else v for k, v in stats.items()},
     }
     try:

@@ -36,7 +36,6 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
@@ -53,6 +52,7 @@ from streamfix.engines.sci_net import (
     symmetrize_rgb_,
 )
 from streamfix.errors import InputError, Interrupted, OutputError, StreamfixError, UsageError
+from streamfix.train import provenance
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -716,16 +716,8 @@ def run(args: argparse.Namespace) -> int:
         raise StreamfixError(str(exc)) from exc
     except KeyboardInterrupt as exc:
         raise Interrupted("interrupted; no weights written") from exc
-    meta.update(
-        {
-            "engine": "sci",
-            "command": getattr(args, "command_line", None) or shlex.join(sys.argv),
-            "seed": str(args.seed),
-            "init_weights": str(args.weights or ""),
-            "torch_version": torch.__version__,
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
-    )
+    meta.update(provenance("sci", args))
+    meta.update({"seed": str(args.seed), "init_weights": str(args.weights or "")})
     try:
         save_enhance_weights(net, out, meta)
     except OSError as exc:
