@@ -350,3 +350,38 @@ def write_backlit_clip(
         "audio": bool(audio),
         "bytes": path.stat().st_size,
     }
+
+
+def write_segments(
+    path: str | os.PathLike[str],
+    segments: list[list[np.ndarray]],
+    size: tuple[int, int] | None = None,
+    fps: int = 30,
+    crf: int = 18,
+) -> list[int]:
+    """Encode RGB frame lists one after another into one clip (libx264 ultrafast, yuv420p): a clip
+    with real scene cuts. ``size`` ``(width, height)`` resizes every frame (default: the first
+    frame's). Returns the index of the first frame of every segment after the first (the cuts)."""
+    import av
+    import cv2
+
+    h, w = segments[0][0].shape[:2]
+    w, h = size or (w, h)
+    cuts, n = [], 0
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=fps)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        s.options = {"preset": "ultrafast", "crf": str(crf)}
+        s.codec_context.time_base = Fraction(1, fps)
+        for k, seg in enumerate(segments):
+            if k:
+                cuts.append(n)
+            for f in seg:
+                vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(cv2.resize(f, (w, h))), format="rgb24")
+                vf.pts = n
+                for p in s.encode(vf):
+                    c.mux(p)
+                n += 1
+        for p in s.encode():
+            c.mux(p)
+    return cuts

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -16,7 +15,7 @@ from streamfix.enhancer import Enhancer
 from streamfix.grid.bilateral import BilateralGrid, Thumbnail
 from streamfix.grid.thumbnail import thumbnail_from_rgb
 from streamfix.metrics import TemporalMeter, luma709
-from streamfix.synth import backlit_frame
+from streamfix.synth import backlit_frame, write_segments
 from streamfix.temporal import (
     DEFAULT_STRENGTH,
     SceneCutDetector,
@@ -231,27 +230,6 @@ def test_enhancer_tells_the_engine_about_cuts_before_it_predicts() -> None:
 # a clip with real cuts, through the transcode pipeline
 
 
-def _write(path: Path, segments: list[list[np.ndarray]], size: tuple[int, int]) -> list[int]:
-    cuts, n = [], 0
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=30)
-        s.width, s.height, s.pix_fmt = size[0], size[1], "yuv420p"
-        s.options = {"preset": "ultrafast", "crf": "20"}
-        s.codec_context.time_base = Fraction(1, 30)
-        for k, seg in enumerate(segments):
-            if k:
-                cuts.append(n)
-            for f in seg:
-                vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(cv2.resize(f, size)), format="rgb24")
-                vf.pts = n
-                for p in s.encode(vf):
-                    c.mux(p)
-                n += 1
-        for p in s.encode():
-            c.mux(p)
-    return cuts
-
-
 def _decode(path: Path, first: int, count: int, size: tuple[int, int]) -> list[np.ndarray]:
     out = []
     with av.open(str(path)) as c:
@@ -283,7 +261,7 @@ def test_grid_resets_at_every_real_cut_of_a_concatenated_clip_and_nowhere_else(t
     if dark.is_file() and day.is_file():
         segments[1:1] = [_decode(dark, 0, n, size), _decode(day, 0, n, size), _decode(dark, 120, n, size)]
     src = tmp_path / "concat.mp4"
-    truth = _write(src, segments, size)
+    truth = write_segments(src, segments, size, crf=20)
     enh = Enhancer(create_engine("identity"), temporal=TemporalFilter())
     res = transcode(src, tmp_path / "out.mp4", enh, EncodeOptions(codec="libx264", preset="ultrafast"), Bus())
     assert res.frames == n * len(segments)

@@ -36,7 +36,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from fractions import Fraction
 from pathlib import Path
 
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
@@ -52,7 +51,7 @@ from streamfix.enhancer import Enhancer  # noqa: E402
 from streamfix.grid.bilateral import BilateralGrid, Thumbnail  # noqa: E402
 from streamfix.grid.kernels import slice_rgb_cpu  # noqa: E402
 from streamfix.metrics import TemporalMeter, luma709, read_rgb  # noqa: E402
-from streamfix.synth import backlit_frame  # noqa: E402
+from streamfix.synth import backlit_frame, write_segments  # noqa: E402
 from streamfix.temporal import DEFAULT_STRENGTH, TemporalFilter  # noqa: E402
 
 torch.set_num_threads(1)
@@ -404,29 +403,6 @@ def section_synthetic(args: argparse.Namespace, engines: list[str]) -> dict:
 # scene cuts
 
 
-def write_clip(path: Path, segments: list[list[np.ndarray]], fps: int = 30) -> list[int]:
-    """Encode the concatenated segments (libx264, yuv420p); returns the first frame of each segment after the first."""
-    h, w = segments[0][0].shape[:2]
-    cuts, n = [], 0
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=fps)
-        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-        s.options = {"preset": "ultrafast", "crf": "18"}
-        s.codec_context.time_base = Fraction(1, fps)
-        for k, seg in enumerate(segments):
-            if k:
-                cuts.append(n)
-            for f in seg:
-                vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(cv2.resize(f, (w, h))), format="rgb24")
-                vf.pts = n
-                for p in s.encode(vf):
-                    c.mux(p)
-                n += 1
-        for p in s.encode():
-            c.mux(p)
-    return cuts
-
-
 def cut_segments(size: tuple[int, int] = (640, 360), seg: int = 30) -> tuple[list[list[np.ndarray]], list[str]]:
     w, h = size
     lamp = cv2.resize(_lamp().astype(np.float32), (w, h))[..., None]
@@ -459,7 +435,7 @@ def section_cuts(args: argparse.Namespace) -> dict:
     segs, names = cut_segments()
     tmp = Path(tempfile.mkdtemp(prefix="sf-cuts-"))
     src = tmp / "concat.mp4"
-    truth = write_clip(src, segs)
+    truth = write_segments(src, segs)
     enh = Enhancer(create_engine("identity"), temporal=make_filter("adaptive"))
     res = transcode(src, tmp / "out.mp4", enh, EncodeOptions(codec="libx264", preset="ultrafast"), Bus())
     found = list(res.scene_cuts)
