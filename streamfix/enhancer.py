@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,6 +38,13 @@ class StageClock:
         self.ms[stage].append(seconds * 1000.0)
         if cpu_seconds is not None:
             self.cpu_ms[stage].append(cpu_seconds * 1000.0)
+
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        """Time the ``with`` block (wall and thread CPU) as one sample of ``stage``."""
+        t0, c0 = time.perf_counter(), time.thread_time()
+        yield
+        self.add(stage, time.perf_counter() - t0, time.thread_time() - c0)
 
     def mean(self, stage: str) -> float:
         v = self.ms.get(stage, [])
@@ -108,9 +117,8 @@ class Enhancer:
     def plan(self, planes: Planes) -> BilateralGrid:
         """The grid for a YUV frame: thumbnail → engine → temporal → strength (timed). The first
         half of :meth:`enhance_planes`; frames must be planned in order (temporal state)."""
-        t0, c0 = time.perf_counter(), time.thread_time()
-        thumb = thumbnail_from_planes(planes, self.engine.card.thumbnail)
-        self.clock.add("thumbnail", time.perf_counter() - t0, time.thread_time() - c0)
+        with self.clock.timed("thumbnail"):
+            thumb = thumbnail_from_planes(planes, self.engine.card.thumbnail)
         return self.grid_for(thumb)
 
     def apply(self, planes: Planes, grid: BilateralGrid, out: Planes) -> None:
@@ -118,9 +126,8 @@ class Enhancer:
         :meth:`enhance_planes`; holds no state, so it may run on another thread than :meth:`plan`."""
         from streamfix.backends import slice_into
 
-        t1, c1 = time.perf_counter(), time.thread_time()
-        slice_into(planes, grid, out, self.device)
-        self.clock.add("slice", time.perf_counter() - t1, time.thread_time() - c1)
+        with self.clock.timed("slice"):
+            slice_into(planes, grid, out, self.device)
 
     def enhance_planes(self, planes: Planes, out: Planes) -> BilateralGrid:
         """Enhance a YUV frame into ``out`` (same shapes). Returns the grid that was sliced."""
@@ -135,11 +142,8 @@ class Enhancer:
         the engine forgets what it carried over (warm starts, iteration budgets)."""
         if new_scene:
             self.engine.scene_cut()
-        t0 = time.perf_counter()
-        thumb = thumbnail_from_rgb(rgb, self.engine.card.thumbnail)
-        self.clock.add("thumbnail", time.perf_counter() - t0)
+        with self.clock.timed("thumbnail"):
+            thumb = thumbnail_from_rgb(rgb, self.engine.card.thumbnail)
         grid = self.grid_for(thumb)
-        t1 = time.perf_counter()
-        out = slice_rgb_cpu(np.ascontiguousarray(rgb), grid)
-        self.clock.add("slice", time.perf_counter() - t1)
-        return out
+        with self.clock.timed("slice"):
+            return slice_rgb_cpu(np.ascontiguousarray(rgb), grid)
