@@ -317,20 +317,25 @@ def pixel_moments(thumb: Thumbnail, shape: tuple[int, int, int], guide: torch.Te
     with them the mean of *any* grid's output on this thumbnail (before clipping) is one dot
     product, ``Σ_cells A·m / N`` — slicing is linear in the coefficients."""
     d, gh, gw = shape
-    x, _, gz = _fit_inputs(thumb, thumb.rgb, d, guide)
+    x, gz = _thumb_inputs(thumb, d, guide)
     acc = np.zeros((d, gh, gw, 4))
     _splat_pixels(x, gz, gh, gw, acc)
     return acc
 
 
+def _thumb_inputs(thumb: Thumbnail, d: int, guide: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray]:
+    """float64 input rgb and each pixel's depth coordinate."""
+    x = thumb.rgb.detach().to(torch.float64).cpu().numpy()
+    luma = thumb.luma if guide is None else interp1d(guide, thumb.luma)
+    gz = np.clip(luma.detach().to(torch.float64).cpu().numpy() * d - 0.5, 0.0, d - 1.0)
+    return x, gz
+
+
 def _fit_inputs(thumb: Thumbnail, target: torch.Tensor, d: int,
                 guide: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """float64 input rgb, target rgb and each pixel's depth coordinate."""
-    x = thumb.rgb.detach().to(torch.float64).cpu().numpy()
-    q = target.detach().to(torch.float64).cpu().numpy()
-    luma = thumb.luma if guide is None else interp1d(guide, thumb.luma)
-    gz = np.clip(luma.detach().to(torch.float64).cpu().numpy() * d - 0.5, 0.0, d - 1.0)
-    return x, q, gz
+    x, gz = _thumb_inputs(thumb, d, guide)
+    return x, target.detach().to(torch.float64).cpu().numpy(), gz
 
 
 def normal_equations(thumb: Thumbnail, target: torch.Tensor, shape: tuple[int, int, int],
