@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from typing import Any
 
 from streamfix.errors import UsageError
 
@@ -42,6 +43,23 @@ def seconds(text: str) -> float:
     for p in parts:
         total = total * 60 + p
     return total
+
+
+def preset_picker(preset: dict[str, Any]) -> Callable[[Any, str, str], Any]:
+    """``pick(flag, section, key)``: an explicit flag when given, else ``preset[section][key]``."""
+
+    def pick(flag: Any, section: str, key: str) -> Any:
+        return flag if flag is not None else preset[section][key]
+
+    return pick
+
+
+def blend_and_crf(args: argparse.Namespace, pick: Callable[[Any, str, str], Any]) -> tuple[float, Any]:
+    """``(temporal strength, crf)`` from the flags over the preset, range-checked."""
+    ts = float(pick(args.temporal_strength, "temporal", "strength"))
+    crf = pick(args.crf, "encode", "crf")
+    check_blend_and_crf(ts, crf)
+    return ts, crf
 
 
 def check_blend_and_crf(temporal_strength: float, crf: float | None) -> None:

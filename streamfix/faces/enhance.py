@@ -14,7 +14,7 @@ from streamfix.backends import BACKENDS, Backend, create_backend_engine, select_
 from streamfix.enhancer import STAGES, Enhancer
 from streamfix.errors import InputError, OutputError, UsageError
 from streamfix.events import Bus, Event
-from streamfix.faces.args import check_blend_and_crf, seconds, unit_float
+from streamfix.faces.args import blend_and_crf, preset_picker, seconds, unit_float
 from streamfix.io.images import IMAGE_EXTENSIONS, is_image_path, read_image, write_image
 from streamfix.io.reader import check_input_path
 from streamfix.io.writer import EncodeOptions, check_output_path, validate_encoder
@@ -111,13 +111,8 @@ class Settings:
 
 def resolve(args: argparse.Namespace) -> Settings:
     preset = load_preset(args.pipeline)
-
-    def pick(flag: Any, section: str, key: str) -> Any:
-        return flag if flag is not None else preset[section][key]
-
-    ts = float(pick(args.temporal_strength, "temporal", "strength"))
-    crf = pick(args.crf, "encode", "crf")
-    check_blend_and_crf(ts, crf)
+    pick = preset_picker(preset)
+    ts, crf = blend_and_crf(args, pick)
     mode = str(pick(args.temporal, "temporal", "mode"))
     try:
         resolve_mode(mode)

@@ -12,7 +12,7 @@ from typing import Any
 
 from streamfix.errors import UsageError
 from streamfix.events import Bus, Event
-from streamfix.faces.args import check_blend_and_crf, seconds, unit_float
+from streamfix.faces.args import blend_and_crf, preset_picker, seconds, unit_float
 from streamfix.faces.enhance import Settings, build_enhancer
 from streamfix.io.writer import EncodeOptions
 from streamfix.live.config import PREVIEWS, load_live_preset
@@ -83,13 +83,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def resolve(args: argparse.Namespace) -> tuple[Settings, dict[str, Any]]:
     """Explicit flags over the preset over the built-in live defaults."""
     preset = load_live_preset(args.pipeline)
-
-    def pick(flag: Any, section: str, key: str) -> Any:
-        return flag if flag is not None else preset[section][key]
-
-    ts = float(pick(args.temporal_strength, "temporal", "strength"))
-    crf = pick(args.crf, "encode", "crf")
-    check_blend_and_crf(ts, crf)
+    pick = preset_picker(preset)
+    ts, crf = blend_and_crf(args, pick)
     settings = Settings(
         engine=pick(args.engine, "enhance", "engine"),
         weights=args.weights,
