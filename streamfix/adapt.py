@@ -43,14 +43,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from streamfix.engines.sci_net import EnhanceNetwork, sci_loss
+from streamfix.engines.sci_net import BETAS, FINETUNE_LR, GRAD_CLIP, WEIGHT_DECAY, EnhanceNetwork, sci_loss
 from streamfix.grid.bilateral import BilateralGrid, Thumbnail
 
-#: SCI's fine-tuning learning rate, Adam betas, weight decay and gradient clip (streamfix.train.sci)
-LR = 5e-4
-BETAS = (0.9, 0.999)
-WEIGHT_DECAY = 3e-4
-GRAD_CLIP = 5.0
 #: long side of the thumbnails the network trains on (SCI is fully convolutional)
 TRAIN_LONG_SIDE = 128
 #: thumbnails kept for training (a reservoir sample of the window)
@@ -77,7 +72,7 @@ class OnlineAdapter:
         fps: float = 30.0,
         steps: int = 1,
         budget: float | None = None,
-        lr: float = LR,
+        lr: float = FINETUNE_LR,
         seed: int = 0,
     ) -> None:
         net = getattr(engine, "net", None)

@@ -73,6 +73,14 @@ _YCBCR_MATRIX = torch.tensor(
 _YCBCR_BIAS = torch.tensor([16.0, 128.0, 128.0], dtype=torch.float32) / 255.0
 
 #: metadata key/value that marks a streamfix SCI safetensors file
+#: SCI's official optimiser settings (train.py / finetune.py): learning rates, Adam betas,
+#: weight decay and gradient-norm clip; streamfix's training and online adaptation use them
+TRAIN_LR = 3e-4
+FINETUNE_LR = 5e-4
+BETAS = (0.9, 0.999)
+WEIGHT_DECAY = 3e-4
+GRAD_CLIP = 5.0
+
 FORMAT_KEY = "format"
 FORMAT_VALUE = "streamfix-sci-enhance"
 

@@ -59,7 +59,7 @@ from streamfix.engines.backlitnet_net import (
 )
 from streamfix.errors import InputError, Interrupted, OutputError, StreamfixError, UsageError
 from streamfix.grid.slicing import RGB_LUMA
-from streamfix.train import provenance
+from streamfix.train import provenance, weights_out
 
 __all__ = [
     "SPLITS",
@@ -524,20 +524,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"output weights (default {DEFAULT_OUT})")
 
 
-def _check_out(path: str) -> Path:
-    out = Path(path)
-    if out.suffix.lower() != ".safetensors":
-        raise UsageError(f"--out must end in .safetensors, got {out}")
-    if not out.parent.is_dir():
-        raise OutputError(f"{out.parent}: output folder does not exist")
-    if out.is_dir():
-        raise OutputError(f"{out}: is a folder")
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
     """``streamfix train backlitnet``."""
-    out = _check_out(args.out)
+    out = weights_out(args.out)
     for name in ("iterations", "batch_size", "log_every", "threads"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be ≥ 1")

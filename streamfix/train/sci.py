@@ -44,6 +44,11 @@ import torch
 from torch import nn
 
 from streamfix.engines.sci_net import (
+    BETAS,
+    FINETUNE_LR,
+    GRAD_CLIP,
+    TRAIN_LR,
+    WEIGHT_DECAY,
     EnhanceNetwork,
     SCITrainingNetwork,
     load_enhance_weights,
@@ -52,7 +57,7 @@ from streamfix.engines.sci_net import (
     symmetrize_rgb_,
 )
 from streamfix.errors import InputError, Interrupted, OutputError, StreamfixError, UsageError
-from streamfix.train import provenance
+from streamfix.train import provenance, weights_out
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -69,12 +74,6 @@ __all__ = [
 #: file extensions read as training images (case-insensitive)
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
-#: official optimiser settings (train.py / finetune.py)
-TRAIN_LR = 3e-4
-FINETUNE_LR = 5e-4
-BETAS = (0.9, 0.999)
-WEIGHT_DECAY = 3e-4
-GRAD_CLIP = 5.0
 
 DEFAULT_TRAIN_ITERATIONS = 1000
 DEFAULT_FINETUNE_ITERATIONS = 100
@@ -635,16 +634,7 @@ def _check_args(args: argparse.Namespace) -> Path:
         raise UsageError(f"--max-mean must be in (0, 1], got {args.max_mean}")
     if args.seconds <= 0 or args.max_frames < 1:
         raise UsageError("--seconds must be > 0 and --max-frames ≥ 1")
-    out = Path(args.out)
-    if out.suffix.lower() != ".safetensors":
-        raise UsageError(f"--out must end in .safetensors, got {out}")
-    if not out.parent.is_dir():
-        raise OutputError(f"{out.parent}: output folder does not exist")
-    if out.is_dir():
-        raise OutputError(f"{out}: is a folder")
-    if not os.access(out.parent, os.W_OK):
-        raise OutputError(f"{out.parent}: not writable")
-    return out
+    return weights_out(args.out)
 
 
 def run(args: argparse.Namespace) -> int:
