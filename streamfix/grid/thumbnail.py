@@ -81,7 +81,7 @@ def thumbnail_from_planes(planes: Planes, long_side: int = THUMBNAIL_LONG_SIDE) 
         A :class:`Thumbnail`; ``luma`` is the normalised Y the full-resolution guide also reads.
     """
     size = thumbnail_size(*planes.size, long_side)
-    yuv = np.stack([_shrink(p, size) for p in (planes.y, planes.u, planes.v)]).astype(np.float32)
+    yuv = np.stack([_shrink(p, size) for p in (planes.y, planes.u, planes.v)])  # float32 already
     t = planes.fmt.code_to_rgb().to(torch.float32)
     codes = torch.from_numpy(yuv)
     rgb = torch.einsum("ij,jhw->ihw", t[:3, :3], codes) + t[:3, 3].view(3, 1, 1)
