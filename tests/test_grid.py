@@ -148,6 +148,13 @@ def test_fused_kernel_reads_strided_views() -> None:
     grid = random_grid(seed=4)
     a, b = slice_planes_cpu(base, grid), slice_planes_cpu(padded, grid)
     assert np.array_equal(a.y, b.y) and np.array_equal(a.u, b.u) and np.array_equal(a.v, b.v)
+    # every other column of twice as wide planes: rows not contiguous, read through a copy
+    wide = Planes(np.repeat(base.y, 2, axis=1)[:, ::2], np.repeat(base.u, 2, axis=1)[:, ::2],
+                  np.repeat(base.v, 2, axis=1)[:, ::2], fmt)
+    c = slice_planes_cpu(wide, grid)
+    assert np.array_equal(a.y, c.y) and np.array_equal(a.u, c.u) and np.array_equal(a.v, c.v)
+    with pytest.raises(ValueError, match="contiguous rows"):
+        slice_planes_cpu(base, grid, Planes(np.empty((40, 128), np.uint8)[:, ::2], a.u, a.v, fmt))
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

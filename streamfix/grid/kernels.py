@@ -7,7 +7,9 @@ the depth interpolation is done once per frame for every (cell, v) — value tab
 along y; each pixel then reads two table entries (its two grid columns) and blends them.
 Neutral grids (:func:`is_neutral`: luma mapped by itself, U and V scaled alike around their
 midpoint — SCI's gain fits, ExCNet's curves) need one value per (cell, v) instead of three: their
-kernels read one table pair per sample. The math is that of
+kernels read one table pair per sample. The per-sample lookups run eight samples at a time
+(:mod:`streamfix.grid.simd`: LLVM masked gathers, which the auto-vectoriser does not emit); the
+scalar loops finish each row's tail. The math is that of
 :func:`streamfix.grid.slicing.slice_planes` / :func:`~streamfix.grid.slicing.slice_rgb`, which the
 tests hold these kernels to within one code value.
 
@@ -16,6 +18,8 @@ Example:
     >>> from streamfix.grid.bilateral import BilateralGrid
     >>> from streamfix.grid.colour import PlaneFormat
     >>> from streamfix.grid.planes import Planes
+from streamfix.grid.simd import (LANES, affine_chroma8, affine_luma8, affine_luma8_half, neutral_chroma8,
+                                 neutral_luma8)
     >>> p = Planes(np.full((4, 6), 100, np.uint8), np.full((2, 3), 128, np.uint8),
     ...            np.full((2, 3), 128, np.uint8), PlaneFormat())
     >>> out = slice_planes_cpu(p, BilateralGrid.identity(8, 2, 2))
@@ -32,6 +36,7 @@ import torch
 from streamfix.grid.bilateral import BilateralGrid, interp1d
 from streamfix.grid.colour import PlaneFormat, affine_to_code_domain, depth_lut
 from streamfix.grid.planes import Planes
+from streamfix.grid.simd import LANES, affine_chroma8, affine_luma8, affine_luma8_half, neutral_chroma8, neutral_luma8
 from streamfix.grid.slicing import RGB_LUMA
 
 
@@ -98,34 +103,49 @@ def _lerp_rows(tables, y0, y1, wy):  # pragma: no cover - compiled
     return row.reshape((gw, nv, k))
 
 
+@numba.njit(cache=True)
+def _column_axis(w, gw, centre_offset, step, n, stride):  # pragma: no cover - compiled
+    """Per sample ``j < n``: table offsets ``a·stride``, ``b·stride`` of its two grid columns and
+    the right one's weight (int32/float32, as the 8-lane bodies read them)."""
+    xa = np.empty(n, np.int32)
+    xb = np.empty(n, np.int32)
+    wx = np.empty(n, np.float32)
+    for j in range(n):
+        a, b, f = _axis(w, gw, centre_offset, step, j)
+        xa[j], xb[j], wx[j] = a * stride, b * stride, f
+    return xa, xb, wx
+
+
 @numba.njit(parallel=True, fastmath=True, nogil=True, cache=True)
 def _luma_kernel(y, u, v, out, tables, sy, sx, top):  # pragma: no cover - compiled
     h, w = y.shape
-    gh, gw = tables.shape[0], tables.shape[1]
-    xa = np.empty(w, np.int32)
-    xb = np.empty(w, np.int32)
-    wx = np.empty(w, np.float32)
-    for x in range(w):
-        a, b, f = _axis(w, gw, 0.0, 1, x)
-        xa[x], xb[x], wx[x] = a, b, f
+    gh, gw, nv, k = tables.shape[0], tables.shape[1], tables.shape[2], tables.shape[3]
+    xa, xb, wx = _column_axis(w, gw, 0.0, 1, w, nv * k)
     ftop = np.float32(top)
+    wv = w - w % LANES
     for r in numba.prange(h):
         y0, y1, wy = _axis(h, gh, 0.0, 1, r)
-        # this row's tables: the grid interpolated along y once, then 2 lookups per pixel
-        row = _lerp_rows(tables, y0, y1, wy)
+        # this row's tables: the grid interpolated along y once, then 2 lookups per pixel and term
+        row = _lerp_rows(tables, y0, y1, wy).reshape(gw * nv * k)
         rc = r >> sy
         yrow = y[r]
         urow = u[rc]
         vrow = v[rc]
         orow = out[r]
-        for x in range(w):
-            yv = yrow[x]
-            a = xa[x]
-            b = xb[x]
+        if sx == 1:
+            for x in range(0, wv, LANES):
+                affine_luma8_half(row, yrow, urow, vrow, xa, xb, wx, orow, x, ftop)
+        else:
+            for x in range(0, wv, LANES):
+                affine_luma8(row, yrow, urow, vrow, xa, xb, wx, orow, x, ftop)
+        for x in range(wv, w):
+            iv = np.int64(yrow[x]) * 3
+            ia = xa[x] + iv
+            ib = xb[x] + iv
             f = wx[x]
-            p0 = row[a, yv, 0] + (row[b, yv, 0] - row[a, yv, 0]) * f
-            p1 = row[a, yv, 1] + (row[b, yv, 1] - row[a, yv, 1]) * f
-            p2 = row[a, yv, 2] + (row[b, yv, 2] - row[a, yv, 2]) * f
+            p0 = row[ia] + (row[ib] - row[ia]) * f
+            p1 = row[ia + 1] + (row[ib + 1] - row[ia + 1]) * f
+            p2 = row[ia + 2] + (row[ib + 2] - row[ia + 2]) * f
             acc = p0 + p1 * np.float32(urow[x >> sx]) + p2 * np.float32(vrow[x >> sx])
             orow[x] = np.int32(min(max(acc + np.float32(0.5), np.float32(0.0)), ftop))
 
@@ -165,16 +185,11 @@ def _block_luma(y, sy, sx, out):  # pragma: no cover - compiled
 def _chroma_kernel(yb, u, v, out_u, out_v, tables, h, w, sy, sx, top):  # pragma: no cover - compiled
     """``yb``: :func:`_block_luma` of the frame; ``h, w``: the luma plane's size."""
     hc, wc = u.shape
-    gh, gw, nv = tables.shape[0], tables.shape[1], tables.shape[2]
+    gh, gw, nv, k = tables.shape[0], tables.shape[1], tables.shape[2], tables.shape[3]
     fy, fx = 1 << sy, 1 << sx
     ftop = np.float32(top)
-    k = tables.shape[3]
-    ca = np.empty(wc, np.int64)
-    cb = np.empty(wc, np.int64)
-    cf = np.empty(wc, np.float32)
-    for j in range(wc):
-        a, b, f = _axis(w, gw, (fx - 1) / 2.0, fx, j)
-        ca[j], cb[j], cf[j] = a * nv * k, b * nv * k, f
+    ca, cb, cf = _column_axis(w, gw, (fx - 1) / 2.0, fx, wc, nv * k)
+    wv = wc - wc % LANES
     for r in numba.prange(hc):
         y0, y1, wy = _axis(h, gh, (fy - 1) / 2.0, fy, r)
         row = _lerp_rows(tables, y0, y1, wy).reshape(gw * nv * k)
@@ -183,7 +198,9 @@ def _chroma_kernel(yb, u, v, out_u, out_v, tables, h, w, sy, sx, top):  # pragma
         vrow = v[r]
         ourow = out_u[r]
         ovrow = out_v[r]
-        for j in range(wc):
+        for j in range(0, wv, LANES):
+            affine_chroma8(row, ybr, ca, cb, cf, urow, vrow, ourow, ovrow, j, ftop)
+        for j in range(wv, wc):
             iv = np.int64(ybr[j]) * k
             ia = ca[j] + iv
             ib = cb[j] + iv
@@ -223,30 +240,35 @@ def _neutral_tables(c, lut_z0, lut_wz, luma, gain):  # pragma: no cover - compil
                 grow[v] = a[5] + (b[5] - a[5]) * wz
 
 
+@numba.njit(fastmath=True, nogil=True, cache=True)
+def _lerp_flat(flat, y0, y1, wy):  # pragma: no cover - compiled
+    """``flat[y0] + (flat[y1] − flat[y0])·wy`` for 2-D ``flat``: one row of neutral tables."""
+    t0 = flat[y0]
+    t1 = flat[y1]
+    wyf = np.float32(wy)
+    row = np.empty(t0.shape[0], np.float32)
+    for i in range(t0.shape[0]):
+        row[i] = t0[i] + (t1[i] - t0[i]) * wyf
+    return row
+
+
 @numba.njit(parallel=True, fastmath=True, nogil=True, cache=True)
 def _neutral_luma_kernel(y, out, tables, top):  # pragma: no cover - compiled
     """Luma of a neutral grid: one table lookup pair per pixel, no chroma term."""
     h, w = y.shape
     gh, gw, nv = tables.shape[0], tables.shape[1], tables.shape[2]
-    xa = np.empty(w, np.int64)
-    xb = np.empty(w, np.int64)
-    wx = np.empty(w, np.float32)
-    for x in range(w):
-        a, b, f = _axis(w, gw, 0.0, 1, x)
-        xa[x], xb[x], wx[x] = a * nv, b * nv, f
+    xa, xb, wx = _column_axis(w, gw, 0.0, 1, w, nv)
     ftop = np.float32(top)
     flat = tables.reshape(gh, gw * nv)
+    wv = w - w % LANES
     for r in numba.prange(h):
         y0, y1, wy = _axis(h, gh, 0.0, 1, r)
-        t0 = flat[y0]
-        t1 = flat[y1]
-        wyf = np.float32(wy)
-        row = np.empty(gw * nv, np.float32)
-        for i in range(gw * nv):
-            row[i] = t0[i] + (t1[i] - t0[i]) * wyf
+        row = _lerp_flat(flat, y0, y1, wy)
         yrow = y[r]
         orow = out[r]
-        for x in range(w):
+        for x in range(0, wv, LANES):
+            neutral_luma8(row, yrow, xa, xb, wx, orow, x, ftop)
+        for x in range(wv, w):
             iv = np.int64(yrow[x])
             pa = row[xa[x] + iv]
             acc = pa + (row[xb[x] + iv] - pa) * wx[x]
@@ -261,27 +283,20 @@ def _neutral_chroma_kernel(yb, u, v, out_u, out_v, tables, h, w, sy, sx, mid, to
     fy, fx = 1 << sy, 1 << sx
     ftop = np.float32(top)
     fmid = np.float32(mid)
-    ca = np.empty(wc, np.int64)
-    cb = np.empty(wc, np.int64)
-    cf = np.empty(wc, np.float32)
-    for j in range(wc):
-        a, b, f = _axis(w, gw, (fx - 1) / 2.0, fx, j)
-        ca[j], cb[j], cf[j] = a * nv, b * nv, f
+    ca, cb, cf = _column_axis(w, gw, (fx - 1) / 2.0, fx, wc, nv)
     flat = tables.reshape(gh, gw * nv)
+    wv = wc - wc % LANES
     for r in numba.prange(hc):
         y0, y1, wy = _axis(h, gh, (fy - 1) / 2.0, fy, r)
-        t0 = flat[y0]
-        t1 = flat[y1]
-        wyf = np.float32(wy)
-        row = np.empty(gw * nv, np.float32)
-        for i in range(gw * nv):
-            row[i] = t0[i] + (t1[i] - t0[i]) * wyf
+        row = _lerp_flat(flat, y0, y1, wy)
         ybr = yb[r]
         urow = u[r]
         vrow = v[r]
         ourow = out_u[r]
         ovrow = out_v[r]
-        for j in range(wc):
+        for j in range(0, wv, LANES):
+            neutral_chroma8(row, ybr, ca, cb, cf, urow, vrow, ourow, ovrow, j, fmid, ftop)
+        for j in range(wv, wc):
             iv = np.int64(ybr[j])
             ga = row[ca[j] + iv]
             g = ga + (row[cb[j] + iv] - ga) * cf[j]
@@ -344,6 +359,10 @@ def slice_planes_cpu(planes: Planes, grid: BilateralGrid, out: Planes | None = N
     fmt: PlaneFormat = planes.fmt
     if out is None:
         out = Planes.empty_like(planes)
+    if any(p.strides[1] != p.itemsize for p in (out.y, out.u, out.v)):
+        raise ValueError("output planes need contiguous rows (the 8-lane bodies write runs of a row)")
+    if any(p.strides[1] != p.itemsize for p in (planes.y, planes.u, planes.v)):
+        planes = Planes(*(np.ascontiguousarray(p) for p in (planes.y, planes.u, planes.v)), fmt)
     d, gh, gw = grid.shape
     c = _cells_last(affine_to_code_domain(grid.coeffs, fmt))
     lutz = depth_lut(grid.guide_curve(), fmt, d).numpy()
