@@ -78,7 +78,7 @@ def main() -> None:
     lutz = depth_lut(grid.guide_curve(), fmt, 16).numpy()
     z0 = np.floor(lutz).astype(np.int32)
     wz = (lutz - z0).astype(np.float32)
-    lt, ct = np.empty((16, 16, 256, 3), np.float32), np.empty((16, 16, 256, 6), np.float32)
+    lt, ct = np.empty((16, 16, 256, 3), np.float32), np.empty((2, 16, 16, 256, 3), np.float32)
     yb = np.empty(p.u.shape, np.uint8)
     K._block_luma(p.y, 1, 1, yb)
     cn = K._cells_last(affine_to_code_domain(neutral.coeffs, fmt))

@@ -18,8 +18,6 @@ Example:
     >>> from streamfix.grid.bilateral import BilateralGrid
     >>> from streamfix.grid.colour import PlaneFormat
     >>> from streamfix.grid.planes import Planes
-from streamfix.grid.simd import (LANES, affine_chroma8, affine_luma8, affine_luma8_half, neutral_chroma8,
-                                 neutral_luma8)
     >>> p = Planes(np.full((4, 6), 100, np.uint8), np.full((2, 3), 128, np.uint8),
     ...            np.full((2, 3), 128, np.uint8), PlaneFormat())
     >>> out = slice_planes_cpu(p, BilateralGrid.identity(8, 2, 2))
@@ -36,7 +34,7 @@ import torch
 from streamfix.grid.bilateral import BilateralGrid, interp1d
 from streamfix.grid.colour import PlaneFormat, affine_to_code_domain, depth_lut
 from streamfix.grid.planes import Planes
-from streamfix.grid.simd import LANES, affine_chroma8, affine_luma8, affine_luma8_half, neutral_chroma8, neutral_luma8
+from streamfix.grid.simd import LANES, affine_luma8, affine_luma8_half, neutral_chroma8, neutral_luma8
 from streamfix.grid.slicing import RGB_LUMA
 
 
@@ -62,15 +60,16 @@ def _split_depth(gz: float, d: int) -> tuple[int, int, float]:
 @numba.njit(parallel=True, fastmath=True, nogil=True, cache=True)
 def _value_tables(c, lut_z0, lut_wz, luma, chroma):  # pragma: no cover - compiled
     """Per grid cell (row, column) and luma code ``v``: the cell's transforms at depth z(v), folded
-    into ``[c0·v + c3, c1, c2]`` for the luma plane (``luma``, 3 per code) and for U then V
-    (``chroma``, 6 per code); the luma term and offset then need no per-pixel multiply.
+    into ``[c0·v + c3, c1, c2]`` for the luma plane (``luma``, 3 per code) and for U and V
+    (``chroma[0]``, ``chroma[1]``); the luma term and offset then need no per-pixel multiply.
     Written out in scalars: small per-code arrays would cost more than the arithmetic."""
     d, gh, gw = c.shape[0], c.shape[1], c.shape[2]
     nv = lut_z0.shape[0]
     for gy in numba.prange(gh):
         for g in range(gw):
             lrow = luma[gy, g]
-            crow = chroma[gy, g]
+            urow = chroma[0, gy, g]
+            vrow = chroma[1, gy, g]
             for v in range(nv):
                 z0 = lut_z0[v]
                 z1 = min(z0 + 1, d - 1)
@@ -85,8 +84,8 @@ def _value_tables(c, lut_z0, lut_wz, luma, chroma):  # pragma: no cover - compil
                 e8, e9 = a[8] + (b[8] - a[8]) * wz, a[9] + (b[9] - a[9]) * wz
                 e10, e11 = a[10] + (b[10] - a[10]) * wz, a[11] + (b[11] - a[11]) * wz
                 lrow[v, 0], lrow[v, 1], lrow[v, 2] = e0 * vf + e3, e1, e2
-                crow[v, 0], crow[v, 1], crow[v, 2] = e4 * vf + e7, e5, e6
-                crow[v, 3], crow[v, 4], crow[v, 5] = e8 * vf + e11, e9, e10
+                urow[v, 0], urow[v, 1], urow[v, 2] = e4 * vf + e7, e5, e6
+                vrow[v, 0], vrow[v, 1], vrow[v, 2] = e8 * vf + e11, e9, e10
 
 
 @numba.njit(fastmath=True, nogil=True, cache=True)
@@ -183,40 +182,34 @@ def _block_luma(y, sy, sx, out):  # pragma: no cover - compiled
 
 @numba.njit(parallel=True, fastmath=True, nogil=True, cache=True)
 def _chroma_kernel(yb, u, v, out_u, out_v, tables, h, w, sy, sx, top):  # pragma: no cover - compiled
-    """``yb``: :func:`_block_luma` of the frame; ``h, w``: the luma plane's size."""
+    """``yb``: :func:`_block_luma` of the frame; ``h, w``: the luma plane's size; ``tables``: U's
+    and V's value tables, done one after the other so that one row's tables stay in L1."""
     hc, wc = u.shape
-    gh, gw, nv, k = tables.shape[0], tables.shape[1], tables.shape[2], tables.shape[3]
+    gh, gw, nv, k = tables.shape[1], tables.shape[2], tables.shape[3], tables.shape[4]
     fy, fx = 1 << sy, 1 << sx
     ftop = np.float32(top)
     ca, cb, cf = _column_axis(w, gw, (fx - 1) / 2.0, fx, wc, nv * k)
     wv = wc - wc % LANES
     for r in numba.prange(hc):
         y0, y1, wy = _axis(h, gh, (fy - 1) / 2.0, fy, r)
-        row = _lerp_rows(tables, y0, y1, wy).reshape(gw * nv * k)
         ybr = yb[r]
         urow = u[r]
         vrow = v[r]
-        ourow = out_u[r]
-        ovrow = out_v[r]
-        for j in range(0, wv, LANES):
-            affine_chroma8(row, ybr, ca, cb, cf, urow, vrow, ourow, ovrow, j, ftop)
-        for j in range(wv, wc):
-            iv = np.int64(ybr[j]) * k
-            ia = ca[j] + iv
-            ib = cb[j] + iv
-            f = cf[j]
-            uu = np.float32(urow[j])
-            vv = np.float32(vrow[j])
-            q0 = row[ia] + (row[ib] - row[ia]) * f
-            q1 = row[ia + 1] + (row[ib + 1] - row[ia + 1]) * f
-            q2 = row[ia + 2] + (row[ib + 2] - row[ia + 2]) * f
-            q3 = row[ia + 3] + (row[ib + 3] - row[ia + 3]) * f
-            q4 = row[ia + 4] + (row[ib + 4] - row[ia + 4]) * f
-            q5 = row[ia + 5] + (row[ib + 5] - row[ia + 5]) * f
-            ou = q0 + q1 * uu + q2 * vv
-            ov = q3 + q4 * uu + q5 * vv
-            ourow[j] = np.int32(min(max(ou + np.float32(0.5), np.float32(0.0)), ftop))
-            ovrow[j] = np.int32(min(max(ov + np.float32(0.5), np.float32(0.0)), ftop))
+        for p in range(2):
+            row = _lerp_rows(tables[p], y0, y1, wy).reshape(gw * nv * k)
+            orow = out_u[r] if p == 0 else out_v[r]
+            for j in range(0, wv, LANES):  # the luma body: same math, chroma at the sample's own index
+                affine_luma8(row, ybr, urow, vrow, ca, cb, cf, orow, j, ftop)
+            for j in range(wv, wc):
+                iv = np.int64(ybr[j]) * k
+                ia = ca[j] + iv
+                ib = cb[j] + iv
+                f = cf[j]
+                q0 = row[ia] + (row[ib] - row[ia]) * f
+                q1 = row[ia + 1] + (row[ib + 1] - row[ia + 1]) * f
+                q2 = row[ia + 2] + (row[ib + 2] - row[ia + 2]) * f
+                o = q0 + q1 * np.float32(urow[j]) + q2 * np.float32(vrow[j])
+                orow[j] = np.int32(min(max(o + np.float32(0.5), np.float32(0.0)), ftop))
 
 
 @numba.njit(parallel=True, fastmath=True, nogil=True, cache=True)
@@ -381,7 +374,7 @@ def slice_planes_cpu(planes: Planes, grid: BilateralGrid, out: Planes | None = N
         _neutral_chroma_kernel(yb, planes.u, planes.v, out.u, out.v, gain_tables, h, w, sy, sx, mid, fmt.max_code)
         return out
     luma_tables = np.empty((gh, gw, lutz.shape[0], 3), np.float32)
-    chroma_tables = np.empty((gh, gw, lutz.shape[0], 6), np.float32)
+    chroma_tables = np.empty((2, gh, gw, lutz.shape[0], 3), np.float32)
     _value_tables(c, z0, wz, luma_tables, chroma_tables)
     _luma_kernel(planes.y, planes.u, planes.v, out.y, luma_tables, sy, sx, fmt.max_code)
     _chroma_kernel(yb, planes.u, planes.v, out.u, out.v, chroma_tables, h, w, sy, sx, fmt.max_code)

@@ -188,27 +188,3 @@ def _affine_luma(half: bool):
 #: general luma, chroma at full width (4:4:4) / at half width (4:2:0, 4:2:2)
 affine_luma8 = _affine_luma(half=False)
 affine_luma8_half = _affine_luma(half=True)
-
-
-@intrinsic
-def affine_chroma8(typingctx, row, yb, ca, cb, cf, u, v, out_u, out_v, j, top):
-    """A general grid's chroma: tables of 6 per (column, code) ``[U: c0·y + c3, c1, c2, V: …]``."""
-    sig = types.void(row, yb, ca, cb, cf, u, v, out_u, out_v, j, top)
-
-    def codegen(context, builder, signature, args):
-        row_v, yb_v, ca_v, cb_v, cf_v, u_v, v_v, ou_v, ov_v, j_v, top_v = args
-        iv = builder.mul(_codes(context, builder, yb, yb_v, j_v), _vec(6, _VI32))
-        ia = builder.add(_ints(context, builder, ca, ca_v, j_v), iv)
-        ib = builder.add(_ints(context, builder, cb, cb_v, j_v), iv)
-        f = _floats(context, builder, cf, cf_v, j_v)
-        base = _table_ptr(context, builder, row, row_v)
-        uu = builder.uitofp(_codes(context, builder, u, u_v, j_v), _VF)
-        vv = builder.uitofp(_codes(context, builder, v, v_v, j_v), _VF)
-        topv = _splat(builder, top_v, _VF)
-        for k0, dst_ty, dst_v in ((0, out_u, ou_v), (3, out_v, ov_v)):
-            q0, q1, q2 = (_lerp_lookup(builder, base, ia, ib, f, k0 + k) for k in range(3))
-            val = builder.fadd(builder.fadd(q0, builder.fmul(q1, uu)), builder.fmul(q2, vv))
-            _store_codes(context, builder, dst_ty, dst_v, j_v, val, topv)
-        return context.get_dummy_value()
-
-    return sig, codegen
