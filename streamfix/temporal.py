@@ -250,7 +250,7 @@ class BrightnessMeter:
 
     def __init__(self, thumb: Thumbnail) -> None:
         self.thumb = thumb
-        self._moments: list[tuple[torch.Tensor | None, tuple[int, int, int], np.ndarray]] = []
+        self._weights: list[tuple[torch.Tensor | None, tuple[int, int, int], np.ndarray]] = []
         self._w = np.asarray(RGB_LUMA, dtype=np.float64)
 
     def input_mean(self) -> float:
@@ -260,20 +260,23 @@ class BrightnessMeter:
 
     def output_mean(self, grid: BilateralGrid) -> float:
         """Mean luma of ``grid`` applied to the thumbnail, in ``[0, 1]`` (unclipped)."""
-        m = self._moments_for(grid)
-        a = grid.coeffs.detach().double().cpu().numpy().reshape(3, 4, -1)  # (channel, input, cell)
-        out = np.einsum("cki,ik->c", a, m.reshape(-1, 4)) / max(float(m[..., 3].sum()), 1e-12)
-        return float(np.dot(self._w, out))
+        weights = self._weights_for(grid)  # (12,): Σ over cells of luma weight × moment, per coefficient row
+        a = grid.coeffs.detach().cpu().numpy().reshape(12, -1)  # (channel·input, cell)
+        return float(np.einsum("kc,kc->", a, weights))
 
-    def _moments_for(self, grid: BilateralGrid) -> np.ndarray:
-        for guide, shape, m in self._moments:
+    def _weights_for(self, grid: BilateralGrid) -> np.ndarray:
+        """``(12, cells)`` float64: coefficient row ``4c + k`` of a cell times these, summed, is the
+        cell's contribution to the mean output luma (luma weight of channel c × moment k ÷ N)."""
+        for guide, shape, wts in self._weights:
             same = (guide is None and grid.guide is None) or (
                 guide is not None and grid.guide is not None and torch.equal(guide, grid.guide))
             if same and shape == grid.shape:
-                return m
-        m = pixel_moments(self.thumb, grid.shape, grid.guide)
-        self._moments.append((grid.guide, grid.shape, m))
-        return m
+                return wts
+        m = pixel_moments(self.thumb, grid.shape, grid.guide).reshape(-1, 4)  # (cells, input)
+        m = m / max(float(m[:, 3].sum()), 1e-12)
+        wts = (self._w[:, None, None] * m.T[None]).reshape(12, -1)
+        self._weights.append((grid.guide, grid.shape, wts))
+        return wts
 
 
 class TemporalFilter:
