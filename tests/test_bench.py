@@ -26,6 +26,7 @@ def test_bench_report_structure(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert report["stages"]["slice"]["mean_ms"] > 0 and report["stages"]["engine"]["mean_ms"] > 0
     assert report["stages"]["slice"]["cpu_ms"] > 0 and "cpu_ms" not in report["stages"]["encode"]
     assert report["frames"] == 10 and report["fps"] > 0 and report["floor_fps"] > 0
+    assert report["cpu_ms_per_frame"] > 0 and report["floor_cpu_ms_per_frame"] > 0
     assert set(report["stages"]) >= {"decode", "thumbnail", "engine", "temporal", "slice", "encode"}
     assert all(v["mean_ms"] >= 0 and v["p95_ms"] >= v["mean_ms"] * 0 for v in report["stages"].values())
     assert report["stages"]["encode"]["mean_ms"] > 0 and report["stages"]["decode"]["mean_ms"] > 0
