@@ -25,7 +25,7 @@ grid at once). Modes:
   (codec breathing, sensor noise, a hand-held camera) at its local slope, which in the shadows
   exceeds its mean gain, so the output pumps more than the input (MABD/gain above 1) although
   the engine does not flicker. The blended grid is scaled so that its mean output on the
-  thumbnail (measured exactly by :class:`BrightnessMeter`) is ``R̄ · μ̄^(1−ρ) · μ^ρ`` — μ the
+  thumbnail (measured by :class:`BrightnessMeter`, not predicted) is ``R̄ · μ̄^(1−ρ) · μ^ρ`` — μ the
   thumbnail's mean luma, R̄ the engine's own output ÷ input ratio and μ̄, both filtered with the
   same adaptive weight as the grid, so real changes, which open the filter, pass at once, while
   fast fluctuations are scaled by ρ = 0.5 (a deflicker of the input, as FFmpeg's ``deflicker``
@@ -61,7 +61,7 @@ import torch
 import torch.nn.functional as F
 
 from streamfix.grid.bilateral import BilateralGrid, Thumbnail
-from streamfix.grid.fit import pixel_moments
+from streamfix.grid.fit import LumaMoments
 from streamfix.grid.slicing import RGB_LUMA
 
 #: temporal modes; ``on`` is accepted as an alias of :data:`DEFAULT_MODE`
@@ -243,13 +243,14 @@ class TemporalStep:
 
 
 class BrightnessMeter:
-    """Mean output luma of grids on one thumbnail, exactly (before clipping): slicing is linear in
-    the coefficients, so with the thumbnail's per-cell pixel moments
-    (:func:`~streamfix.grid.fit.pixel_moments`, one splat per guide curve, ≈ 0.5 ms at 256 px)
-    each grid's mean output is a dot product (microseconds)."""
+    """Mean output luma of grids on one thumbnail (before clipping): slicing is linear in the
+    coefficients, so with the thumbnail's per-cell pixel moments
+    (:class:`~streamfix.grid.fit.LumaMoments`: one splat per thumbnail, ≈ 0.5 ms at 256 px, then
+    a small contraction per guide curve) each grid's mean output is a dot product (microseconds)."""
 
     def __init__(self, thumb: Thumbnail) -> None:
         self.thumb = thumb
+        self._moments: LumaMoments | None = None
         self._weights: list[tuple[torch.Tensor | None, tuple[int, int, int], np.ndarray]] = []
         self._w = np.asarray(RGB_LUMA, dtype=np.float64)
 
@@ -272,7 +273,10 @@ class BrightnessMeter:
                 guide is not None and grid.guide is not None and torch.equal(guide, grid.guide))
             if same and shape == grid.shape:
                 return wts
-        m = pixel_moments(self.thumb, grid.shape, grid.guide).reshape(-1, 4)  # (cells, input)
+        _, gh, gw = grid.shape
+        if self._moments is None or (self._moments.rows, self._moments.cols) != (gh, gw):
+            self._moments = LumaMoments(self.thumb, gh, gw)
+        m = self._moments.for_grid(grid.shape, grid.guide).reshape(-1, 4)  # (cells, input)
         m = m / max(float(m[:, 3].sum()), 1e-12)
         wts = (self._w[:, None, None] * m.T[None]).reshape(12, -1)
         self._weights.append((grid.guide, grid.shape, wts))
@@ -391,7 +395,7 @@ class TemporalFilter:
         alpha = max(alpha, alpha + (1.0 - alpha) * trust_in, alpha + (PERSISTENCE_ALPHA - alpha) * trust_p)
         out = grid.blend(prev, alpha)
         self._prev = out
-        # brightness lock: the output's mean brightness on the thumbnail (measured exactly, not
+        # brightness lock: the output's mean brightness on the thumbnail (measured, not
         # predicted from per-cell probes: a grid fitted to one frame's noise answers another
         # frame's noise differently) follows the input's at the engine's brightness ratio,
         # filtered at the grid's rate, the input's fast fluctuations scaled by LOCK_RHO

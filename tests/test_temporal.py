@@ -13,11 +13,13 @@ import torch
 from streamfix.engines.registry import Engine, EngineCard
 from streamfix.enhancer import Enhancer
 from streamfix.grid.bilateral import BilateralGrid, Thumbnail
+from streamfix.grid.slicing import RGB_LUMA, slice_rgb
 from streamfix.grid.thumbnail import thumbnail_from_rgb
 from streamfix.metrics import TemporalMeter, luma709
 from streamfix.synth import backlit_frame, write_segments
 from streamfix.temporal import (
     DEFAULT_STRENGTH,
+    BrightnessMeter,
     SceneCutDetector,
     TemporalFilter,
     histogram_distance,
@@ -128,6 +130,26 @@ def test_frame_rate_scales_the_time_constant() -> None:
         f.update(g1, t)
         out = f.update(g2, t).grid
         assert abs(float(out.coeffs[0, 0, 0, 0]) - (keep + 2 * (1 - keep))) < 1e-5
+
+
+@pytest.mark.parametrize("curved", [False, True])
+def test_brightness_meter_matches_slicing(curved: bool) -> None:
+    """The meter's mean output luma, from one binned splat per thumbnail, against slicing the
+    thumbnail itself; outputs kept inside [0, 1] so that slicing's clamp does not differ."""
+    g = torch.Generator().manual_seed(4)
+    rgb = 0.1 + 0.7 * torch.rand(3, 36, 64, generator=g)
+    rgb = torch.nn.functional.avg_pool2d(rgb[None], 3, 1, 1, count_include_pad=False)[0]  # some structure
+    luma = (rgb * torch.tensor(RGB_LUMA).view(3, 1, 1)).sum(0)
+    meter = BrightnessMeter(Thumbnail(rgb, luma))
+    ident = BilateralGrid.identity(8, 4, 6).coeffs
+    for k in range(3):
+        gain = 0.8 + 0.4 * torch.rand(1, 8, 4, 6, generator=g)
+        coeffs = ident * gain + 0.02 * torch.randn(ident.shape, generator=g)
+        guide = torch.linspace(0, 1, 9) ** (0.6 + 0.3 * k) if curved else None
+        grid = BilateralGrid(coeffs, guide)
+        want = float((slice_rgb(rgb, grid) * torch.tensor(RGB_LUMA).view(3, 1, 1)).sum(0).mean())
+        assert abs(meter.output_mean(grid) - want) <= 1e-3 * want
+    assert abs(meter.input_mean() - float(luma.mean())) < 1e-6
 
 
 # --------------------------------------------------------------------------------------------
