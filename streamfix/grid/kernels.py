@@ -115,6 +115,20 @@ def _column_axis(w, gw, centre_offset, step, n, stride):  # pragma: no cover - c
     return xa, xb, wx
 
 
+@numba.njit(cache=True, fastmath=True, inline="always")
+def _affine_sample(row, a, b, f, code, u, v, top):  # pragma: no cover - compiled
+    """One sample of a general grid (the scalar form of the 8-lane bodies): the 3-per-code tables
+    at columns ``a``, ``b`` (offsets) blended by ``f``, applied to ``(code, u, v)``, rounded and clamped."""
+    iv = np.int64(code) * 3
+    ia = a + iv
+    ib = b + iv
+    p0 = row[ia] + (row[ib] - row[ia]) * f
+    p1 = row[ia + 1] + (row[ib + 1] - row[ia + 1]) * f
+    p2 = row[ia + 2] + (row[ib + 2] - row[ia + 2]) * f
+    acc = p0 + p1 * np.float32(u) + p2 * np.float32(v)
+    return np.int32(min(max(acc + np.float32(0.5), np.float32(0.0)), top))
+
+
 @numba.njit(parallel=True, fastmath=True, nogil=True, cache=True)
 def _luma_kernel(y, u, v, out, tables, sy, sx, top):  # pragma: no cover - compiled
     h, w = y.shape
@@ -138,15 +152,7 @@ def _luma_kernel(y, u, v, out, tables, sy, sx, top):  # pragma: no cover - compi
             for x in range(0, wv, LANES):
                 affine_luma8(row, yrow, urow, vrow, xa, xb, wx, orow, x, ftop)
         for x in range(wv, w):
-            iv = np.int64(yrow[x]) * 3
-            ia = xa[x] + iv
-            ib = xb[x] + iv
-            f = wx[x]
-            p0 = row[ia] + (row[ib] - row[ia]) * f
-            p1 = row[ia + 1] + (row[ib + 1] - row[ia + 1]) * f
-            p2 = row[ia + 2] + (row[ib + 2] - row[ia + 2]) * f
-            acc = p0 + p1 * np.float32(urow[x >> sx]) + p2 * np.float32(vrow[x >> sx])
-            orow[x] = np.int32(min(max(acc + np.float32(0.5), np.float32(0.0)), ftop))
+            orow[x] = _affine_sample(row, xa[x], xb[x], wx[x], yrow[x], urow[x >> sx], vrow[x >> sx], ftop)
 
 
 @numba.njit(parallel=True, fastmath=True, nogil=True, cache=True)
@@ -201,15 +207,7 @@ def _chroma_kernel(yb, u, v, out_u, out_v, tables, h, w, sy, sx, top):  # pragma
             for j in range(0, wv, LANES):  # the luma body: same math, chroma at the sample's own index
                 affine_luma8(row, ybr, urow, vrow, ca, cb, cf, orow, j, ftop)
             for j in range(wv, wc):
-                iv = np.int64(ybr[j]) * k
-                ia = ca[j] + iv
-                ib = cb[j] + iv
-                f = cf[j]
-                q0 = row[ia] + (row[ib] - row[ia]) * f
-                q1 = row[ia + 1] + (row[ib + 1] - row[ia + 1]) * f
-                q2 = row[ia + 2] + (row[ib + 2] - row[ia + 2]) * f
-                o = q0 + q1 * np.float32(urow[j]) + q2 * np.float32(vrow[j])
-                orow[j] = np.int32(min(max(o + np.float32(0.5), np.float32(0.0)), ftop))
+                orow[j] = _affine_sample(row, ca[j], cb[j], cf[j], ybr[j], urow[j], vrow[j], ftop)
 
 
 @numba.njit(parallel=True, fastmath=True, nogil=True, cache=True)
