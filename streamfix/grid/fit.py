@@ -285,11 +285,50 @@ def _add4(cell, wt, p0, p1, p2):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
+def _splat_pixels(x, gz, gh, gw, acc):  # pragma: no cover - compiled
+    """Trilinear splat of every pixel's ``(r, g, b, 1)`` into its 8 cells."""
+    _, h, w = x.shape
+    d = acc.shape[0]
+    xs0, xs1, xw = _cell_axis(w, gw)
+    ys0, ys1, yw = _cell_axis(h, gh)
+    for r in range(h):
+        y0, y1, wy = ys0[r], ys1[r], yw[r]
+        for c in range(w):
+            x0, x1, wx = xs0[c], xs1[c], xw[c]
+            fz = gz[r, c]
+            z0 = int(fz)
+            z1 = min(z0 + 1, d - 1)
+            wz = fz - z0
+            p0, p1, p2 = x[0, r, c], x[1, r, c], x[2, r, c]
+            a0, a1 = (1.0 - wz) * (1.0 - wy), (1.0 - wz) * wy
+            a2, a3 = wz * (1.0 - wy), wz * wy
+            _add4(acc[z0, y0, x0], a0 * (1.0 - wx), p0, p1, p2)
+            _add4(acc[z0, y0, x1], a0 * wx, p0, p1, p2)
+            _add4(acc[z0, y1, x0], a1 * (1.0 - wx), p0, p1, p2)
+            _add4(acc[z0, y1, x1], a1 * wx, p0, p1, p2)
+            _add4(acc[z1, y0, x0], a2 * (1.0 - wx), p0, p1, p2)
+            _add4(acc[z1, y0, x1], a2 * wx, p0, p1, p2)
+            _add4(acc[z1, y1, x0], a3 * (1.0 - wx), p0, p1, p2)
+            _add4(acc[z1, y1, x1], a3 * wx, p0, p1, p2)
+
+
+def pixel_moments(thumb: Thumbnail, shape: tuple[int, int, int], guide: torch.Tensor | None = None) -> np.ndarray:
+    """Per cell the trilinear-weighted sums of ``(r, g, b, 1)`` over the thumbnail, ``(D, Gh, Gw, 4)``:
+    with them the mean of *any* grid's output on this thumbnail (before clipping) is one dot
+    product, ``Σ_cells A·m / N`` — slicing is linear in the coefficients."""
+    d, gh, gw = shape
+    x, gz = _thumb_inputs(thumb, d, guide)
+    acc = np.zeros((d, gh, gw, 4))
+    _splat_pixels(x, gz, gh, gw, acc)
+    return acc
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
 def _splat_luma_bins(x, luma, gh, gw, acc):  # pragma: no cover - compiled
-    """Splat every pixel's ``(r, g, b, 1)`` into ``acc`` ``(Gh, Gw, bins, 4)``: bilinear in
+    """Splat every pixel's ``(r, g, b, 1)`` into ``acc`` ``(bins, Gh, Gw, 4)``: bilinear in
     position (the grid's cell centres), linear in luma between the two nearest bin centres."""
     _, h, w = x.shape
-    nb = acc.shape[2]
+    nb = acc.shape[0]
     xs0, xs1, xw = _cell_axis(w, gw)
     ys0, ys1, yw = _cell_axis(h, gh)
     for r in range(h):
@@ -303,14 +342,14 @@ def _splat_luma_bins(x, luma, gh, gw, acc):  # pragma: no cover - compiled
             p0, p1, p2 = x[0, r, c], x[1, r, c], x[2, r, c]
             a0, a1 = (1.0 - wb) * (1.0 - wy), (1.0 - wb) * wy
             a2, a3 = wb * (1.0 - wy), wb * wy
-            _add4(acc[y0, x0, b0], a0 * (1.0 - wx), p0, p1, p2)
-            _add4(acc[y0, x1, b0], a0 * wx, p0, p1, p2)
-            _add4(acc[y1, x0, b0], a1 * (1.0 - wx), p0, p1, p2)
-            _add4(acc[y1, x1, b0], a1 * wx, p0, p1, p2)
-            _add4(acc[y0, x0, b1], a2 * (1.0 - wx), p0, p1, p2)
-            _add4(acc[y0, x1, b1], a2 * wx, p0, p1, p2)
-            _add4(acc[y1, x0, b1], a3 * (1.0 - wx), p0, p1, p2)
-            _add4(acc[y1, x1, b1], a3 * wx, p0, p1, p2)
+            _add4(acc[b0, y0, x0], a0 * (1.0 - wx), p0, p1, p2)
+            _add4(acc[b0, y0, x1], a0 * wx, p0, p1, p2)
+            _add4(acc[b0, y1, x0], a1 * (1.0 - wx), p0, p1, p2)
+            _add4(acc[b0, y1, x1], a1 * wx, p0, p1, p2)
+            _add4(acc[b1, y0, x0], a2 * (1.0 - wx), p0, p1, p2)
+            _add4(acc[b1, y0, x1], a2 * wx, p0, p1, p2)
+            _add4(acc[b1, y1, x0], a3 * (1.0 - wx), p0, p1, p2)
+            _add4(acc[b1, y1, x1], a3 * wx, p0, p1, p2)
 
 
 #: luma bins of :class:`LumaMoments`
@@ -339,7 +378,7 @@ class LumaMoments:
         self.rows, self.cols, self.bins = rows, cols, bins
         x = thumb.rgb.detach().to(torch.float64).cpu().numpy()
         luma = thumb.luma.detach().to(torch.float64).cpu().numpy()
-        self._acc = np.zeros((rows, cols, bins, 4))
+        self._acc = np.zeros((bins, rows, cols, 4))
         _splat_luma_bins(x, luma, rows, cols, self._acc)
 
     def for_grid(self, shape: tuple[int, int, int], guide: torch.Tensor | None = None) -> np.ndarray:
@@ -357,7 +396,7 @@ class LumaMoments:
         cols = np.arange(self.bins)
         np.add.at(depth, (z0, cols), 1.0 - wz)
         np.add.at(depth, (z1, cols), wz)
-        return np.einsum("db,yxbk->dyxk", depth, self._acc)
+        return (depth @ self._acc.reshape(self.bins, -1)).reshape(d, gh, gw, 4)
 
 
 def _thumb_inputs(thumb: Thumbnail, d: int, guide: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray]:
