@@ -261,3 +261,23 @@ def test_strength_and_blend() -> None:
         g.blend(BilateralGrid.identity(4, 4, 4), 0.5)
     with pytest.raises(ValueError):
         BilateralGrid(torch.zeros(11, 2, 2, 2))
+
+
+def test_lookup_intrinsics_reject_arrays_of_other_dtypes() -> None:
+    """The 8-lane bodies read int32 offsets and float32 tables: anything else is a typing error,
+    not garbage reads."""
+    import numba
+    from numba.core.errors import TypingError
+
+    from streamfix.grid.simd import LANES, neutral_luma8
+
+    @numba.njit
+    def body(row, y, xa, wx, out):  # pragma: no cover - compiled
+        neutral_luma8(row, y, xa, xa, wx, out, 0, np.float32(255))
+
+    row, y, out = np.arange(256, dtype=np.float32), np.arange(LANES, dtype=np.uint8), np.zeros(LANES, np.uint8)
+    wx = np.zeros(LANES, np.float32)
+    body(row, y, np.zeros(LANES, np.int32), wx, out)
+    assert np.array_equal(out, y)  # offset 0, weight 0: the table's own code values
+    with pytest.raises(TypingError):
+        body(row, y, np.zeros(LANES, np.int64), wx, out)

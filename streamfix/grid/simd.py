@@ -9,12 +9,15 @@ samples starting at index ``x`` (the caller loops in steps of ``LANES`` and fini
 tail in scalar code). The math is exactly that of the scalar loops in
 :mod:`streamfix.grid.kernels`; the tests hold both to the grid_sample reference.
 
-Conventions of all intrinsics (1-D C-contiguous arrays):
+Conventions of all intrinsics (1-D arrays whose elements are contiguous; checked at typing time):
 
 * ``row``: float32 value tables of one output row, already interpolated along y, flattened;
 * index arrays ``xa``/``xb`` (int32): per sample, the offset of its left/right grid column's
   table; ``wx`` (float32): the weight of the right one;
 * code planes are uint8 or uint16 rows; results are rounded, clamped to ``[0, top]``.
+
+numba's on-disk cache of the kernels that call these does not notice edits here (it tracks each
+kernel's own source file): clear ``streamfix/grid/__pycache__`` after changing this module.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
+from numba.core.errors import TypingError
 from numba.extending import intrinsic
 
 #: samples per intrinsic call (8 float32 lanes = one 256-bit register)
@@ -35,6 +39,18 @@ _VI32 = ir.VectorType(_I32, LANES)
 _VI64 = ir.VectorType(_I64, LANES)
 _VPTR = ir.VectorType(ir.PointerType(_F32), LANES)
 _MASK = ir.Constant(ir.VectorType(ir.IntType(1), LANES), [1] * LANES)
+
+
+_CODES = (types.uint8, types.uint16)
+_F32S = (types.float32,)
+_I32S = (types.int32,)
+
+
+def _require(*pairs: tuple[types.Type, tuple[types.Type, ...]]) -> None:
+    """At typing time: each argument is a 1-D array of one of the dtypes the IR below assumes."""
+    for ty, allowed in pairs:
+        if not (isinstance(ty, types.Array) and ty.ndim == 1 and ty.dtype in allowed):
+            raise TypingError(f"slicing intrinsic: expected a 1-D array of {'/'.join(map(str, allowed))}, got {ty}")
 
 
 def _vec(value: float | int, vty: ir.VectorType) -> ir.Constant:
@@ -106,6 +122,7 @@ def _table_ptr(context, builder, aty, arr):
 @intrinsic
 def neutral_luma8(typingctx, row, y, xa, xb, wx, out, x, top):
     """``out[x+i] = row[xa+y] ⊕ row[xb+y]`` (lerp by ``wx``) for i < LANES: a neutral grid's luma."""
+    _require((row, _F32S), (y, _CODES), (xa, _I32S), (xb, _I32S), (wx, _F32S), (out, _CODES))
     sig = types.void(row, y, xa, xb, wx, out, x, top)
 
     def codegen(context, builder, signature, args):
@@ -124,6 +141,8 @@ def neutral_luma8(typingctx, row, y, xa, xb, wx, out, x, top):
 @intrinsic
 def neutral_chroma8(typingctx, row, yb, ca, cb, cf, u, v, out_u, out_v, j, mid, top):
     """``mid + g·(U − mid)`` and the same for V, ``g`` looked up by the block luma ``yb``."""
+    _require((row, _F32S), (yb, _CODES), (ca, _I32S), (cb, _I32S), (cf, _F32S), (u, _CODES), (v, _CODES),
+             (out_u, _CODES), (out_v, _CODES))
     sig = types.void(row, yb, ca, cb, cf, u, v, out_u, out_v, j, mid, top)
 
     def codegen(context, builder, signature, args):
@@ -164,6 +183,8 @@ def _affine_luma(half: bool):
 
     @intrinsic
     def affine_luma8(typingctx, row, y, u, v, xa, xb, wx, out, x, top):
+        _require((row, _F32S), (y, _CODES), (u, _CODES), (v, _CODES), (xa, _I32S), (xb, _I32S), (wx, _F32S),
+                 (out, _CODES))
         sig = types.void(row, y, u, v, xa, xb, wx, out, x, top)
 
         def codegen(context, builder, signature, args):
