@@ -263,7 +263,7 @@ class BrightnessMeter:
 
     def output_mean(self, grid: BilateralGrid) -> float:
         """Mean luma of ``grid`` applied to the thumbnail, in ``[0, 1]`` (unclipped)."""
-        weights = self._weights_for(grid)  # (12,): Σ over cells of luma weight × moment, per coefficient row
+        weights = self._weights_for(grid)  # (12, cells)
         a = grid.coeffs.detach().cpu().numpy().reshape(12, -1)  # (channel·input, cell)
         return float(np.einsum("kc,kc->", a, weights))
 

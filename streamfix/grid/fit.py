@@ -352,6 +352,24 @@ def _splat_luma_bins(x, luma, gh, gw, acc):  # pragma: no cover - compiled
             _add4(acc[b1, y1, x1], a3 * wx, p0, p1, p2)
 
 
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _bins_to_depth(acc, z, out):  # pragma: no cover - compiled
+    """``out[d] = Σ_b w(d, b)·acc[b]``, each bin split between the two depth cells around its
+    coordinate ``z[b]`` (a sparse contraction: no BLAS call, whose worker threads would spin on
+    the cores the codecs need)."""
+    d = out.shape[0]
+    for b in range(acc.shape[0]):
+        z0 = int(z[b])
+        z1 = min(z0 + 1, d - 1)
+        wz = z[b] - z0
+        src = acc[b]
+        lo = out[z0]
+        hi = out[z1]
+        for i in range(src.shape[0]):
+            lo[i] += (1.0 - wz) * src[i]
+            hi[i] += wz * src[i]
+
+
 #: luma bins of :class:`LumaMoments`
 MOMENT_BINS = 256
 
@@ -389,14 +407,9 @@ class LumaMoments:
         centres = torch.linspace(0.0, 1.0, self.bins, dtype=torch.float64)
         g = centres if guide is None else interp1d(guide.detach().to(torch.float64).cpu(), centres)
         z = np.clip(g.numpy() * d - 0.5, 0.0, d - 1.0)
-        z0 = np.floor(z).astype(np.int64)
-        z1 = np.minimum(z0 + 1, d - 1)
-        wz = z - z0
-        depth = np.zeros((d, self.bins))
-        cols = np.arange(self.bins)
-        np.add.at(depth, (z0, cols), 1.0 - wz)
-        np.add.at(depth, (z1, cols), wz)
-        return (depth @ self._acc.reshape(self.bins, -1)).reshape(d, gh, gw, 4)
+        out = np.zeros((d, gh * gw * 4))
+        _bins_to_depth(self._acc.reshape(self.bins, -1), z, out)
+        return out.reshape(d, gh, gw, 4)
 
 
 def _thumb_inputs(thumb: Thumbnail, d: int, guide: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray]:

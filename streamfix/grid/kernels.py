@@ -135,7 +135,7 @@ def _luma_kernel(y, u, v, out, tables, sy, sx, top):  # pragma: no cover - compi
     gh, gw, nv, k = tables.shape[0], tables.shape[1], tables.shape[2], tables.shape[3]
     xa, xb, wx = _column_axis(w, gw, 0.0, 1, w, nv * k)
     ftop = np.float32(top)
-    wv = w - w % LANES
+    wv = w - w % LANES if sx <= 1 else 0  # the 8-lane bodies know 4:4:4 and 2× subsampled rows
     for r in numba.prange(h):
         y0, y1, wy = _axis(h, gh, 0.0, 1, r)
         # this row's tables: the grid interpolated along y once, then 2 lookups per pixel and term
