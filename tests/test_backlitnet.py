@@ -199,6 +199,16 @@ def test_losses() -> None:
     assert terms["l1"] == 0 and terms["tv"] == 0 and terms["saliency"] == 0
     worse, _ = backlitnet_loss((a * 0.5), a, a, sal, coeffs)
     assert float(worse) > float(loss)
+    # the crush term: only pixels pushed below luma 0.1 where the target is not crushed count
+    target = torch.full((1, 3, 24, 24), 0.3)
+    crushed, dark_target = torch.full((1, 3, 24, 24), 0.05), torch.full((1, 3, 24, 24), 0.05)
+    one = coeffs[:1]
+    _, terms = backlitnet_loss(crushed, target, target, sal[:1], one, weights={"crush": 1.0})
+    assert abs(terms["crush"] - 0.5) < 1e-5  # (0.1 − 0.05) / 0.1 on every pixel
+    _, terms = backlitnet_loss(crushed, dark_target, target, sal[:1], one, weights={"crush": 1.0})
+    assert terms["crush"] == 0.0  # the target is crushed itself
+    _, terms = backlitnet_loss(crushed, target, target, sal[:1], one)
+    assert "crush" not in terms  # off by default
 
 
 def test_training_smoke(tmp_path: Path) -> None:

@@ -19,7 +19,10 @@ Loss, per batch (``x`` input view, ``ŷ`` sliced output, ``y`` target):
 * ``1e-3 ·`` total variation of the coefficients across cells and luma bins (no seams, no
   ringing tone curves);
 * ``1.0 ·`` :func:`monotonicity_penalty`: every cell's tone curve for grey must rise with a slope
-  of at least 0.2 (no tone inversions or posterised patches where dark regions are lifted).
+  of at least 0.2 (no tone inversions or posterised patches where dark regions are lifted);
+* optionally (``--crush W``) ``W · mean(relu(0.1 − Y(ŷ)) · [Y(y) ≥ 0.1]) / 0.1``: pixels pushed
+  into the crushed range (EVAL.md's Y < 0.1) where the target is not crushed count again — a
+  contrast boost learned from retouched pairs must not bury a backlit subject's shadows.
 
 Data: paired folders ``DIR/input/NAME`` + ``DIR/target/NAME`` (``--pairs``, split by
 :func:`split_names`: only the ``train`` half is used unless ``--split all``) and synthetic pairs
@@ -239,6 +242,10 @@ def ssim_torch(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return s.mean()
 
 
+#: EVAL.md's crushed level: luma below this counts as crushed
+CRUSHED = 0.1
+
+
 def _luma(x: torch.Tensor) -> torch.Tensor:
     return (x * x.new_tensor(RGB_LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
 
@@ -288,13 +295,14 @@ def backlitnet_loss(
         out, target, inp: ``(B, 3, H, W)`` sliced output, target, and input at full resolution.
         saliency: ``(B, 1, h, w)`` predicted saliency.
         coeffs: ``(B, 12, D, Gh, Gw)`` predicted grid.
-        weights: overrides of ``{"l1", "ssim", "saliency", "bce", "tv", "mono"}``.
+        weights: overrides of ``{"l1", "ssim", "saliency", "bce", "tv", "mono", "crush"}`` (crush: 0 = off).
         guide: ``(B, K)`` predicted guide curves (for the monotonicity term; None: identity).
 
     Returns:
         ``(loss, terms)`` with ``terms`` the detached value of each term.
     """
-    w = {"l1": 1.0, "ssim": 0.5, "saliency": 0.5, "bce": 0.1, "tv": 1e-3, "mono": 1.0, **(weights or {})}
+    w = {"l1": 1.0, "ssim": 0.5, "saliency": 0.5, "bce": 0.1, "tv": 1e-3, "mono": 1.0, "crush": 0.0,
+         **(weights or {})}
     err = (out - target).abs()
     l1 = err.mean()
     l_ssim = 1.0 - ssim_torch(out, target)
@@ -315,6 +323,11 @@ def backlitnet_loss(
     loss = (w["l1"] * l1 + w["ssim"] * l_ssim + w["saliency"] * l_sal + w["bce"] * l_bce + w["tv"] * tv
             + w["mono"] * mono)
     named = {"l1": l1, "ssim": l_ssim, "saliency": l_sal, "bce": l_bce, "tv": tv, "mono": mono}
+    if w["crush"]:
+        y_out = _luma(out)
+        crush = (F.relu(CRUSHED - y_out) * (y_tg >= CRUSHED).to(y_out.dtype)).mean() / CRUSHED
+        loss = loss + w["crush"] * crush
+        named["crush"] = crush
     terms = {k: float(v.detach()) for k, v in named.items()}
     return loss, terms
 
@@ -358,6 +371,7 @@ def train_backlitnet(
     real_share: float = 0.4,
     identity_share: float = 0.0,
     consistency: float = 0.0,
+    crush: float = 0.0,
     lr: float = 1e-3,
     long_side: int = 512,
     config: BacklitNetConfig | None = None,
@@ -384,6 +398,7 @@ def train_backlitnet(
             sees a slightly changed copy of its input (:func:`jitter_frames`: a shift of up to 2
             pixels and sensor-like noise, as between consecutive video frames) and the L1
             difference of the two grids and guides is penalised (no brightness pumping on video).
+        crush: weight of the crush term of :func:`backlitnet_loss` (0: off).
         lr: peak learning rate.
         long_side: images are downscaled to this long side when loaded.
         config: the network's shape.
@@ -441,7 +456,7 @@ def train_backlitnet(
             else:
                 coeffs, guide, sal = net(lo)
             out = slice_batch(hi, coeffs, guide)
-            loss, terms = backlitnet_loss(out, tg, hi, sal, coeffs, guide=guide)
+            loss, terms = backlitnet_loss(out, tg, hi, sal, coeffs, guide=guide, weights={"crush": crush})
             if n_jit:
                 cons = ((coeffs_all[batch_size:] - coeffs[:n_jit]).abs().mean()
                         + (guide_all[batch_size:] - guide[:n_jit]).abs().mean())
@@ -487,6 +502,7 @@ def train_backlitnet(
         "threads": threads,
         "identity_share": identity_share,
         "consistency": consistency,
+        "crush": crush,
         "real_share": real_share,
     }
     return net, stats
@@ -511,6 +527,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="share of (target, target) identity pairs from the --pairs sets' targets (default 0)")
     parser.add_argument("--consistency", type=float, default=0.0,
                         help="weight of the grid consistency term between a crop and a jittered copy (default 0)")
+    parser.add_argument("--crush", type=float, default=0.0,
+                        help="weight of the term against pushing pixels below luma 0.1 where the target is not "
+                             "(default 0)")
     parser.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS,
                         help=f"optimiser steps (default {DEFAULT_ITERATIONS})")
     parser.add_argument("--batch-size", type=int, default=8, help="crops per step (default 8)")
@@ -536,7 +555,7 @@ def run(args: argparse.Namespace) -> int:
         net, stats = train_backlitnet(
             args.pairs, args.synthetic, iterations=args.iterations, batch_size=args.batch_size, crop=args.crop,
             seed=args.seed, split=args.split, real_share=args.real_share, identity_share=args.identity_share,
-            consistency=args.consistency, lr=args.lr, log_every=args.log_every,
+            consistency=args.consistency, crush=args.crush, lr=args.lr, log_every=args.log_every,
             threads=args.threads, max_minutes=args.max_minutes,
         )
     except ValueError as exc:
