@@ -1,7 +1,8 @@
 """Temporal behaviour of streamfix's engines: the numbers of issue 4, reproducibly.
 
     python tools/temporal_report.py [--sections real,synthetic,cuts,excnet,adapt]
-        [--engines identity,sci,excnet] [--sci-weights PATH] [--max-frames N] [--json OUT]
+        [--engines identity,sci,excnet] [--sci-weights PATH] [--backlitnet-weights PATH]
+        [--max-frames N] [--json OUT]
 
 Sections:
   real       EVAL.md temporal metrics (streamfix.metrics.TemporalMeter) on
@@ -102,6 +103,8 @@ def make_engine(name: str, args: argparse.Namespace) -> Engine:
         return create_engine("sci", sci_weights(args.sci_weights))
     if name == "autoexposure":
         return AutoExposureEngine()
+    if name == "backlitnet" and args.backlitnet_weights:
+        return create_engine("backlitnet", args.backlitnet_weights)
     return create_engine(name)
 
 
@@ -540,6 +543,7 @@ def main() -> None:
     ap.add_argument("--sections", default="real,synthetic,cuts,excnet,adapt")
     ap.add_argument("--engines", default="identity,sci,excnet,backlitnet")
     ap.add_argument("--sci-weights", help="SCI weights (default engines/sci.safetensors, else official difficult.pt)")
+    ap.add_argument("--backlitnet-weights", help="BacklitNet weights (default engines/backlitnet.safetensors)")
     ap.add_argument("--max-frames", type=int, help="frames of dark.mp4 to use (default all 180)")
     ap.add_argument("--excnet-iters", type=int, default=4)
     ap.add_argument("--adapt-seconds", type=float, default=2.0)
