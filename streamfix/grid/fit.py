@@ -324,35 +324,6 @@ def pixel_moments(thumb: Thumbnail, shape: tuple[int, int, int], guide: torch.Te
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def _splat_luma_bins(x, luma, gh, gw, acc):  # pragma: no cover - compiled
-    """Splat every pixel's ``(r, g, b, 1)`` into ``acc`` ``(bins, Gh, Gw, 4)``: bilinear in
-    position (the grid's cell centres), linear in luma between the two nearest bin centres."""
-    _, h, w = x.shape
-    nb = acc.shape[0]
-    xs0, xs1, xw = _cell_axis(w, gw)
-    ys0, ys1, yw = _cell_axis(h, gh)
-    for r in range(h):
-        y0, y1, wy = ys0[r], ys1[r], yw[r]
-        for c in range(w):
-            x0, x1, wx = xs0[c], xs1[c], xw[c]
-            fb = min(max(luma[r, c], 0.0), 1.0) * (nb - 1)
-            b0 = int(fb)
-            b1 = min(b0 + 1, nb - 1)
-            wb = fb - b0
-            p0, p1, p2 = x[0, r, c], x[1, r, c], x[2, r, c]
-            a0, a1 = (1.0 - wb) * (1.0 - wy), (1.0 - wb) * wy
-            a2, a3 = wb * (1.0 - wy), wb * wy
-            _add4(acc[b0, y0, x0], a0 * (1.0 - wx), p0, p1, p2)
-            _add4(acc[b0, y0, x1], a0 * wx, p0, p1, p2)
-            _add4(acc[b0, y1, x0], a1 * (1.0 - wx), p0, p1, p2)
-            _add4(acc[b0, y1, x1], a1 * wx, p0, p1, p2)
-            _add4(acc[b1, y0, x0], a2 * (1.0 - wx), p0, p1, p2)
-            _add4(acc[b1, y0, x1], a2 * wx, p0, p1, p2)
-            _add4(acc[b1, y1, x0], a3 * (1.0 - wx), p0, p1, p2)
-            _add4(acc[b1, y1, x1], a3 * wx, p0, p1, p2)
-
-
-@numba.njit(cache=True, nogil=True, fastmath=True)
 def _bins_to_depth(acc, z, out):  # pragma: no cover - compiled
     """``out[d] = Σ_b w(d, b)·acc[b]``, each bin split between the two depth cells around its
     coordinate ``z[b]`` (a sparse contraction: no BLAS call, whose worker threads would spin on
@@ -397,7 +368,8 @@ class LumaMoments:
         x = thumb.rgb.detach().to(torch.float64).cpu().numpy()
         luma = thumb.luma.detach().to(torch.float64).cpu().numpy()
         self._acc = np.zeros((bins, rows, cols, 4))
-        _splat_luma_bins(x, luma, rows, cols, self._acc)
+        # bilinear in position, linear in luma between the two nearest bin centres
+        _splat_pixels(x, np.clip(luma, 0.0, 1.0) * (bins - 1), rows, cols, self._acc)
 
     def for_grid(self, shape: tuple[int, int, int], guide: torch.Tensor | None = None) -> np.ndarray:
         """``(D, Gh, Gw, 4)`` moments for a grid of ``shape`` sliced with ``guide`` (None: identity)."""
