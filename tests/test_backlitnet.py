@@ -28,7 +28,14 @@ from streamfix.grid.bilateral import BilateralGrid, interp1d
 from streamfix.grid.slicing import slice_rgb
 from streamfix.grid.thumbnail import thumbnail_from_rgb
 from streamfix.metrics import exposure_stats, psnr
-from streamfix.train.backlitnet import backlitnet_loss, list_pairs, split_names, ssim_torch, train_backlitnet
+from streamfix.train.backlitnet import (
+    backlitnet_loss,
+    list_pairs,
+    split_names,
+    ssim_torch,
+    toe_penalty,
+    train_backlitnet,
+)
 from streamfix.train.synthetic import KINDS, make_pair, write_synthetic_pairs
 from tests.shared_data import shared
 
@@ -209,6 +216,33 @@ def test_losses() -> None:
     assert terms["crush"] == 0.0  # the target is crushed itself
     _, terms = backlitnet_loss(crushed, target, target, sal[:1], one)
     assert "crush" not in terms  # off by default
+
+
+def _curve_grid(gain: float, offset: float) -> torch.Tensor:
+    """``(1, 12, 8, 2, 2)`` coefficients mapping every channel ``v → gain·v + offset`` in every cell."""
+    c = torch.zeros(1, 3, 4, 8, 2, 2)
+    for ch in range(3):
+        c[:, ch, ch] = gain
+    c[:, :, 3] = offset
+    return c.view(1, 12, 8, 2, 2)
+
+
+def test_toe_penalty() -> None:
+    """Curves no steeper than their gain (identity, a lift of black) cost nothing; a contrast
+    boost that pushes the shadows down (slope 2 > gain 2 − 0.1/y) does, and its gradient pulls
+    the offset up."""
+    assert float(toe_penalty(_curve_grid(1.0, 0.0), None)) < 1e-6
+    assert float(toe_penalty(_curve_grid(2.0, 0.05), None)) == 0.0
+    guide = torch.linspace(0.0, 1.0, 16) ** 0.7  # a guide curve changes the blend, not the verdict
+    assert float(toe_penalty(_curve_grid(2.0, 0.05), guide[None])) == 0.0
+    toe = _curve_grid(2.0, -0.1).requires_grad_()
+    pen = toe_penalty(toe, None)
+    assert 0.1 < float(pen.detach()) <= 1.0
+    pen.backward()
+    assert float(toe.grad.view(1, 3, 4, 8, 2, 2)[:, :, 3].sum()) < 0  # raising the offset lowers it
+    _, terms = backlitnet_loss(torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16),
+                               torch.full((1, 1, 4, 4), 0.5), toe.detach(), weights={"toe": 1.0})
+    assert abs(terms["toe"] - float(pen.detach())) < 1e-6
 
 
 def test_training_smoke(tmp_path: Path) -> None:

@@ -22,7 +22,9 @@ Loss, per batch (``x`` input view, ``ŷ`` sliced output, ``y`` target):
   of at least 0.2 (no tone inversions or posterised patches where dark regions are lifted);
 * optionally (``--crush W``) ``W · mean(relu(0.1 − Y(ŷ)) · [Y(y) ≥ 0.1]) / 0.1``: pixels pushed
   into the crushed range (EVAL.md's Y < 0.1) where the target is not crushed count again — a
-  contrast boost learned from retouched pairs must not bury a backlit subject's shadows.
+  contrast boost learned from retouched pairs must not bury a backlit subject's shadows;
+* optionally (``--toe W``) ``W ·`` :func:`toe_penalty`: tone curves no steeper than their own gain
+  in the shadows (an S-curve's toe amplifies noise — flicker on video — and crushes shadows).
 
 Data: paired folders ``DIR/input/NAME`` + ``DIR/target/NAME`` (``--pairs``, split by
 :func:`split_names`: only the ``train`` half is used unless ``--split all``) and synthetic pairs
@@ -69,6 +71,7 @@ __all__ = [
     "add_arguments",
     "add_synth_arguments",
     "backlitnet_loss",
+    "grey_curves",
     "jitter_frames",
     "list_pairs",
     "monotonicity_penalty",
@@ -76,6 +79,7 @@ __all__ = [
     "run_synth",
     "split_names",
     "ssim_torch",
+    "toe_penalty",
     "train_backlitnet",
 ]
 
@@ -250,23 +254,17 @@ def _luma(x: torch.Tensor) -> torch.Tensor:
     return (x * x.new_tensor(RGB_LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
 
 
-def monotonicity_penalty(
-    coeffs: torch.Tensor, guide: torch.Tensor | None, levels: int = 33, min_slope: float = 0.2
-) -> torch.Tensor:
-    """How far each cell's tone curve falls short of rising with a slope of at least ``min_slope``.
-
-    For grey inputs ``y`` at ``levels`` uniform values, every cell's output (per channel, the
-    guide-selected blend of its luma bins' affines, as slicing does) must rise by at least
-    ``min_slope · Δy`` per step; the penalty is the mean summed shortfall. Without it a grid can
-    lift dark bins past bright ones — dark clouds turning brighter than light ones — and flatten
-    regions into posterised patches.
+def grey_curves(coeffs: torch.Tensor, guide: torch.Tensor | None, y: torch.Tensor) -> torch.Tensor:
+    """Every cell's output for grey inputs ``y`` ``(L,)`` in [0, 1], ``(B, 3, L, Gh, Gw)``: per channel
+    the guide-selected blend of the cell's luma bins' affines, as slicing computes it.
 
     Args:
         coeffs: ``(B, 12, D, Gh, Gw)``.
         guide: ``(B, K)`` curves or None (identity).
+        y: ``(L,)`` grey levels.
     """
     b, _, d, gh, gw = coeffs.shape
-    y = torch.linspace(0.0, 1.0, levels, device=coeffs.device, dtype=coeffs.dtype)
+    levels = y.shape[0]
     g = y.expand(b, levels) if guide is None else batched_interp1d(guide, y.expand(b, levels).contiguous())
     z = (g * d - 0.5).clamp(0, d - 1)
     z0 = z.detach().floor().long().clamp(max=d - 2) if d > 1 else torch.zeros_like(z, dtype=torch.long)
@@ -275,9 +273,52 @@ def monotonicity_penalty(
     c0 = torch.gather(coeffs, 2, idx0)
     c1 = torch.gather(coeffs, 2, (idx0 + 1).clamp(max=d - 1))
     a = ((1 - t) * c0 + t * c1).view(b, 3, 4, levels, gh, gw)
-    out = a[:, :, :3].sum(2) * y.view(1, 1, levels, 1, 1) + a[:, :, 3]
-    step = out[:, :, 1:] - out[:, :, :-1]
+    return a[:, :, :3].sum(2) * y.view(1, 1, levels, 1, 1) + a[:, :, 3]
+
+
+def monotonicity_penalty(
+    coeffs: torch.Tensor, guide: torch.Tensor | None, levels: int = 33, min_slope: float = 0.2
+) -> torch.Tensor:
+    """How far each cell's tone curve falls short of rising with a slope of at least ``min_slope``.
+
+    For grey inputs ``y`` at ``levels`` uniform values, every cell's output (:func:`grey_curves`)
+    must rise by at least ``min_slope · Δy`` per step; the penalty is the mean summed shortfall.
+    Without it a grid can lift dark bins past bright ones — dark clouds turning brighter than
+    light ones — and flatten regions into posterised patches.
+
+    Args:
+        coeffs: ``(B, 12, D, Gh, Gw)``.
+        guide: ``(B, K)`` curves or None (identity).
+    """
+    y = torch.linspace(0.0, 1.0, levels, device=coeffs.device, dtype=coeffs.dtype)
+    step = grey_curves(coeffs, guide, y).diff(dim=2)
     return F.relu(min_slope / (levels - 1) - step).sum(2).mean()
+
+
+def toe_penalty(coeffs: torch.Tensor, guide: torch.Tensor | None, levels: int = 33, upto: float = 0.25) -> torch.Tensor:
+    """How much steeper each cell's tone curve is than its own gain in the shadows, in [0, 1].
+
+    A pixel of luma ``x`` mapped by a curve ``f`` changes by ``f′(x)·Δx`` when its input changes
+    by ``Δx`` (sensor noise, frame to frame), while the frame as a whole is brightened by about
+    ``f(x)/x``: where ``f′(x) > f(x)/x`` — the toe of an S-curve, a contrast boost that pushes
+    shadows down — noise is amplified more than the picture (EVAL.md's flicker/gain > 1 on video)
+    and shadows head for black (crushed %). For grey levels ``y = upto·t²`` (``levels`` of them,
+    dense in the shadows) the penalty is the mean over intervals, cells and channels of
+    ``relu(1 − gain / slope)``, with the slope ``Δf/Δy`` of the interval and the secant gain
+    ``max(f(y), 0)/y`` at its upper end: 0 where the curve is no steeper than its gain, 1 where it
+    maps the level to black or below.
+
+    Args:
+        coeffs: ``(B, 12, D, Gh, Gw)``.
+        guide: ``(B, K)`` curves or None (identity).
+        levels: grey levels.
+        upto: the brightest level.
+    """
+    y = upto * torch.linspace(0.0, 1.0, levels, device=coeffs.device, dtype=coeffs.dtype) ** 2
+    out = grey_curves(coeffs, guide, y)
+    slope = (out.diff(dim=2) / y.diff().view(1, 1, -1, 1, 1)).clamp_min(1e-3)
+    gain = out[:, :, 1:].clamp_min(0.0) / y[1:].view(1, 1, -1, 1, 1)
+    return F.relu(1.0 - gain / slope).mean()
 
 
 def backlitnet_loss(
@@ -295,14 +336,15 @@ def backlitnet_loss(
         out, target, inp: ``(B, 3, H, W)`` sliced output, target, and input at full resolution.
         saliency: ``(B, 1, h, w)`` predicted saliency.
         coeffs: ``(B, 12, D, Gh, Gw)`` predicted grid.
-        weights: overrides of ``{"l1", "ssim", "saliency", "bce", "tv", "mono", "crush"}`` (crush: 0 = off).
+        weights: overrides of ``{"l1", "ssim", "saliency", "bce", "tv", "mono", "crush", "toe"}`` (crush,
+            toe: 0 = off).
         guide: ``(B, K)`` predicted guide curves (for the monotonicity term; None: identity).
 
     Returns:
         ``(loss, terms)`` with ``terms`` the detached value of each term.
     """
     w = {"l1": 1.0, "ssim": 0.5, "saliency": 0.5, "bce": 0.1, "tv": 1e-3, "mono": 1.0, "crush": 0.0,
-         **(weights or {})}
+         "toe": 0.0, **(weights or {})}
     err = (out - target).abs()
     l1 = err.mean()
     l_ssim = 1.0 - ssim_torch(out, target)
@@ -328,6 +370,10 @@ def backlitnet_loss(
         crush = (F.relu(CRUSHED - y_out) * (y_tg >= CRUSHED).to(y_out.dtype)).mean() / CRUSHED
         loss = loss + w["crush"] * crush
         named["crush"] = crush
+    if w["toe"]:
+        toe = toe_penalty(coeffs, guide)
+        loss = loss + w["toe"] * toe
+        named["toe"] = toe
     terms = {k: float(v.detach()) for k, v in named.items()}
     return loss, terms
 
@@ -372,6 +418,7 @@ def train_backlitnet(
     identity_share: float = 0.0,
     consistency: float = 0.0,
     crush: float = 0.0,
+    toe: float = 0.0,
     lr: float = 1e-3,
     long_side: int = 512,
     config: BacklitNetConfig | None = None,
@@ -399,6 +446,7 @@ def train_backlitnet(
             pixels and sensor-like noise, as between consecutive video frames) and the L1
             difference of the two grids and guides is penalised (no brightness pumping on video).
         crush: weight of the crush term of :func:`backlitnet_loss` (0: off).
+        toe: weight of :func:`toe_penalty` (0: off).
         lr: peak learning rate.
         long_side: images are downscaled to this long side when loaded.
         config: the network's shape.
@@ -456,7 +504,7 @@ def train_backlitnet(
             else:
                 coeffs, guide, sal = net(lo)
             out = slice_batch(hi, coeffs, guide)
-            loss, terms = backlitnet_loss(out, tg, hi, sal, coeffs, guide=guide, weights={"crush": crush})
+            loss, terms = backlitnet_loss(out, tg, hi, sal, coeffs, guide=guide, weights={"crush": crush, "toe": toe})
             if n_jit:
                 cons = ((coeffs_all[batch_size:] - coeffs[:n_jit]).abs().mean()
                         + (guide_all[batch_size:] - guide[:n_jit]).abs().mean())
@@ -503,6 +551,7 @@ def train_backlitnet(
         "identity_share": identity_share,
         "consistency": consistency,
         "crush": crush,
+        "toe": toe,
         "real_share": real_share,
     }
     return net, stats
@@ -530,6 +579,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--crush", type=float, default=0.0,
                         help="weight of the term against pushing pixels below luma 0.1 where the target is not "
                              "(default 0)")
+    parser.add_argument("--toe", type=float, default=0.0,
+                        help="weight of the term against tone curves steeper than their gain in the shadows "
+                             "(noise amplified, shadows crushed; default 0)")
     parser.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS,
                         help=f"optimiser steps (default {DEFAULT_ITERATIONS})")
     parser.add_argument("--batch-size", type=int, default=8, help="crops per step (default 8)")
@@ -555,7 +607,7 @@ def run(args: argparse.Namespace) -> int:
         net, stats = train_backlitnet(
             args.pairs, args.synthetic, iterations=args.iterations, batch_size=args.batch_size, crop=args.crop,
             seed=args.seed, split=args.split, real_share=args.real_share, identity_share=args.identity_share,
-            consistency=args.consistency, crush=args.crush, lr=args.lr, log_every=args.log_every,
+            consistency=args.consistency, crush=args.crush, toe=args.toe, lr=args.lr, log_every=args.log_every,
             threads=args.threads, max_minutes=args.max_minutes,
         )
     except ValueError as exc:
