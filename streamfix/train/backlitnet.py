@@ -338,7 +338,7 @@ def backlitnet_loss(
         coeffs: ``(B, 12, D, Gh, Gw)`` predicted grid.
         weights: overrides of ``{"l1", "ssim", "saliency", "bce", "tv", "mono", "crush", "toe"}`` (crush,
             toe: 0 = off).
-        guide: ``(B, K)`` predicted guide curves (for the monotonicity term; None: identity).
+        guide: ``(B, K)`` predicted guide curves (for the monotonicity and toe terms; None: identity).
 
     Returns:
         ``(loss, terms)`` with ``terms`` the detached value of each term.
