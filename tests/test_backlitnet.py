@@ -29,6 +29,7 @@ from streamfix.grid.slicing import slice_rgb
 from streamfix.grid.thumbnail import thumbnail_from_rgb
 from streamfix.metrics import exposure_stats, psnr
 from streamfix.train.backlitnet import (
+    _ema_update,
     backlitnet_loss,
     list_pairs,
     split_names,
@@ -258,6 +259,31 @@ def test_training_smoke(tmp_path: Path) -> None:
     engine = create_engine("backlitnet", weights=out)
     img = _scene(50, 70)
     assert Enhancer(engine).enhance_rgb(img).shape == img.shape
+
+
+def test_weight_averaging(tmp_path: Path) -> None:
+    """``_ema_update`` moves every floating tensor towards the live net by ``1 − decay``; training
+    with ``ema`` returns the average, not the last iterate, and refuses decays outside [0, 1)."""
+    a, b = BacklitNet(SMALL), BacklitNet(SMALL)
+    before = {k: v.clone() for k, v in a.state_dict().items()}
+    _ema_update(a, b, 0.75)
+    for k, v in a.state_dict().items():
+        torch.testing.assert_close(v, 0.75 * before[k] + 0.25 * b.state_dict()[k])
+
+    src = tmp_path / "clean.png"
+    cv2.imwrite(str(src), _scene(72, 96))
+    write_synthetic_pairs([src], tmp_path / "syn", per_image=4, black_white=1, long_side=96)
+    kw = dict(synthetic=[tmp_path / "syn"], iterations=4, batch_size=2, crop=32, log=None, config=SMALL, threads=1)
+    last, _ = train_backlitnet(**kw)  # type: ignore[arg-type]
+    avg, stats = train_backlitnet(ema=0.9, **kw)  # type: ignore[arg-type]
+    torch.manual_seed(0)
+    first = BacklitNet(SMALL)  # the runs' seed 0: their initial weights
+    assert stats["ema"] == 0.9
+    moved_last = sum(float((p - q).abs().sum()) for p, q in zip(last.parameters(), first.parameters(), strict=True))
+    moved_avg = sum(float((p - q).abs().sum()) for p, q in zip(avg.parameters(), first.parameters(), strict=True))
+    assert 0 < moved_avg < moved_last  # an average of iterates lags the last one
+    with pytest.raises(ValueError, match="ema"):
+        train_backlitnet(ema=1.0, **kw)  # type: ignore[arg-type]
 
 
 def test_train_cli_usage_errors(tmp_path: Path) -> None:

@@ -40,6 +40,7 @@ Command line::
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import os
@@ -404,6 +405,16 @@ def _lr_at(it: int, total: int, lr: float, warmup: int) -> float:
     return 1e-2 * lr + (lr - 1e-2 * lr) * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
+def _ema_update(averaged: nn.Module, net: nn.Module, decay: float) -> None:
+    """``averaged ← decay·averaged + (1 − decay)·net``, parameters and buffers alike."""
+    with torch.no_grad():
+        for a, p in zip(averaged.state_dict().values(), net.state_dict().values(), strict=True):
+            if a.dtype.is_floating_point:
+                a.lerp_(p, 1.0 - decay)
+            else:
+                a.copy_(p)
+
+
 def train_backlitnet(
     pairs: Sequence[str | os.PathLike[str]] = (),
     synthetic: Sequence[str | os.PathLike[str]] = (),
@@ -419,6 +430,7 @@ def train_backlitnet(
     consistency: float = 0.0,
     crush: float = 0.0,
     toe: float = 0.0,
+    ema: float = 0.0,
     lr: float = 1e-3,
     long_side: int = 512,
     config: BacklitNetConfig | None = None,
@@ -447,6 +459,9 @@ def train_backlitnet(
             difference of the two grids and guides is penalised (no brightness pumping on video).
         crush: weight of the crush term of :func:`backlitnet_loss` (0: off).
         toe: weight of :func:`toe_penalty` (0: off).
+        ema: decay of an exponential moving average of the weights (0: off); with it, the
+            averaged weights are returned (Polyak averaging: less dependent on the last batches
+            than the final iterate). The decay ramps up as ``min(ema, (1 + it) / (10 + it))``.
         lr: peak learning rate.
         long_side: images are downscaled to this long side when loaded.
         config: the network's shape.
@@ -462,6 +477,8 @@ def train_backlitnet(
         raise InputError("no training data: give --pairs and/or --synthetic folders")
     if iterations < 1 or batch_size < 1 or crop < 16:
         raise ValueError("iterations and batch_size must be ≥ 1 and crop ≥ 16")
+    if not 0.0 <= ema < 1.0:
+        raise ValueError(f"ema decay must be in [0, 1), got {ema}")
     old_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
@@ -487,6 +504,7 @@ def train_backlitnet(
         net = BacklitNet(config or BacklitNetConfig())
         net.train()
         opt = torch.optim.Adam(net.parameters(), lr=lr)
+        averaged = copy.deepcopy(net).requires_grad_(False) if ema > 0 else None
         sampler = PairSampler(groups, shares, crop, net.config.input_size, rng)
         warmup = min(100, max(1, iterations // 10))
         t0 = time.perf_counter()
@@ -514,6 +532,8 @@ def train_backlitnet(
             loss.backward()
             nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             opt.step()
+            if averaged is not None:
+                _ema_update(averaged, net, min(ema, (1.0 + it) / (10.0 + it)))
             value = float(loss.detach())
             if not math.isfinite(value):
                 raise FloatingPointError(f"loss became {value} at iteration {it}")
@@ -533,6 +553,8 @@ def train_backlitnet(
                 break
     finally:
         torch.set_num_threads(old_threads)
+    if averaged is not None:
+        net = averaged
     net.eval().requires_grad_(False)
     stats: dict[str, object] = {
         "iterations": done,
@@ -552,6 +574,7 @@ def train_backlitnet(
         "consistency": consistency,
         "crush": crush,
         "toe": toe,
+        "ema": ema,
         "real_share": real_share,
     }
     return net, stats
@@ -582,6 +605,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--toe", type=float, default=0.0,
                         help="weight of the term against tone curves steeper than their gain in the shadows "
                              "(noise amplified, shadows crushed; default 0)")
+    parser.add_argument("--ema", type=float, default=0.0,
+                        help="decay of a moving average of the weights, which is what gets saved "
+                             "(e.g. 0.999; default 0: the last iterate)")
     parser.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS,
                         help=f"optimiser steps (default {DEFAULT_ITERATIONS})")
     parser.add_argument("--batch-size", type=int, default=8, help="crops per step (default 8)")
@@ -607,8 +633,8 @@ def run(args: argparse.Namespace) -> int:
         net, stats = train_backlitnet(
             args.pairs, args.synthetic, iterations=args.iterations, batch_size=args.batch_size, crop=args.crop,
             seed=args.seed, split=args.split, real_share=args.real_share, identity_share=args.identity_share,
-            consistency=args.consistency, crush=args.crush, toe=args.toe, lr=args.lr, log_every=args.log_every,
-            threads=args.threads, max_minutes=args.max_minutes,
+            consistency=args.consistency, crush=args.crush, toe=args.toe, ema=args.ema, lr=args.lr,
+            log_every=args.log_every, threads=args.threads, max_minutes=args.max_minutes,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
