@@ -97,13 +97,15 @@ class RunStats:
 
 
 def run_pipeline(src: Path, engine: str, weights: Path | None, backend: Backend, options: EncodeOptions,
-                 frames: int, workdir: Path) -> RunStats:
+                 frames: int, workdir: Path, engine_every: int = 1) -> RunStats:
     """Transcode the first ``frames`` frames of ``src`` with ``engine``; collect stage timings.
 
-    ``identity`` runs as a passthrough: decoded frames go to the encoder untouched (the I/O floor)."""
+    ``identity`` runs as a passthrough: decoded frames go to the encoder untouched (the I/O floor).
+    ``engine_every``: see :class:`~streamfix.enhancer.Enhancer`."""
     bus = Bus()
     eng = create_backend_engine(engine, weights, backend)
-    enhancer = Enhancer(eng, backend.device, 1.0, TemporalFilter(), passthrough=engine == "identity")
+    enhancer = Enhancer(eng, backend.device, 1.0, TemporalFilter(), passthrough=engine == "identity",
+                        engine_every=engine_every)
     out = workdir / f"bench_{engine}.mp4"
     out.unlink(missing_ok=True)
     cpu0 = time.process_time()
@@ -235,7 +237,7 @@ def measure_enhance(frames: list[av.VideoFrame], enhancer: Enhancer, repeat: int
 
 
 def scaling(engine: str, weights: Path | None, backend: Backend, names: list[str],
-            n: int = 12) -> dict[str, EnhanceTiming]:
+            n: int = 12, engine_every: int = 1) -> dict[str, EnhanceTiming]:
     """Enhancement ms per frame at each resolution, on synthetic frames (no codec involved)."""
     out: dict[str, EnhanceTiming] = {}
     for name in names:
@@ -244,7 +246,8 @@ def scaling(engine: str, weights: Path | None, backend: Backend, names: list[str
         for i in range(n):
             rgb = backlit_frame(w, h, i / 30)
             frames.append(av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p"))
-        enhancer = Enhancer(create_backend_engine(engine, weights, backend), backend.device, 1.0, TemporalFilter())
+        enhancer = Enhancer(create_backend_engine(engine, weights, backend), backend.device, 1.0, TemporalFilter(),
+                            engine_every=engine_every)
         out[name] = measure_enhance(frames, enhancer)
     return out
 
@@ -271,6 +274,7 @@ class BenchReport:
     gpu: dict[str, Any] | None = None
     scaling: dict[str, EnhanceTiming] = field(default_factory=dict)
     input: str = ""
+    engine_every: int = 1
 
     def fps(self, engine: str) -> float:
         return statistics.median(r.fps for r in self.runs[engine])
@@ -286,6 +290,7 @@ class BenchReport:
             "input": self.input,
             "resolution": self.resolution,
             "engine": self.engine,
+            "engine_every": self.engine_every,
             "backend": self.backend,
             "frames": run.frames,
             "fps": self.fps(self.engine),
@@ -316,8 +321,11 @@ def _cpu_ms_per_frame(runs: list[RunStats]) -> float:
 
 def bench(src: Path | None, synthetic: str | None, engine: str, weights: Path | None, backend: Backend | str,
           frames: int, options: EncodeOptions, rounds: int = 2, peers: bool = True,
-          scale: list[str] | None = None, log: Callable[[str], None] = print) -> BenchReport:
+          scale: list[str] | None = None, log: Callable[[str], None] = print, engine_every: int = 1) -> BenchReport:
     """Run the whole benchmark (see the module docstring).
+
+    ``engine_every``: the engine runs on every N-th frame (:class:`~streamfix.enhancer.Enhancer`),
+    in the pipeline runs and in the enhancement-alone timings.
 
     ``backend``: a resolved :class:`Backend` or its name. The ``gpu`` field of the report holds
     NVML figures sampled during the pipeline runs (:mod:`streamfix.telemetry`), or why there are none.
@@ -340,7 +348,8 @@ def bench(src: Path | None, synthetic: str | None, engine: str, weights: Path | 
     try:
         for r in range(rounds):
             for name in engines if r % 2 == 0 else engines[::-1]:
-                stats = run_pipeline(src, name, weights if name == engine else None, backend, options, frames, work)
+                stats = run_pipeline(src, name, weights if name == engine else None, backend, options, frames, work,
+                                     engine_every)
                 runs[name].append(stats)
                 log(f"round {r + 1}/{rounds}: {name:<10} {stats.frames} frames, {stats.fps:.2f} fps")
     finally:
@@ -348,12 +357,14 @@ def bench(src: Path | None, synthetic: str | None, engine: str, weights: Path | 
     gpu = sampler.report(frames=sum(r.frames for rs in runs.values() for r in rs))
     sample = decoded_frames(src, 12)
     h, w = sample[0].height, sample[0].width
-    enhancer = Enhancer(create_backend_engine(engine, weights, backend), backend.device, 1.0, TemporalFilter())
+    enhancer = Enhancer(create_backend_engine(engine, weights, backend), backend.device, 1.0, TemporalFilter(),
+                        engine_every=engine_every)
     enhance = measure_enhance(sample, enhancer)
     peer_ms = measure_peers(sample, weights if engine == "sci" else None) if peers else {}
-    report = BenchReport(f"{w}x{h}", engine, backend.name, runs, peer_ms, enhance, gpu=gpu, input=str(src))
+    report = BenchReport(f"{w}x{h}", engine, backend.name, runs, peer_ms, enhance, gpu=gpu, input=str(src),
+                         engine_every=engine_every)
     if scale:
-        report.scaling = scaling(engine, weights, backend, scale)
+        report.scaling = scaling(engine, weights, backend, scale, engine_every=engine_every)
     return report
 
 
@@ -361,7 +372,9 @@ def format_table(report: BenchReport) -> str:
     """The human-readable report (markdown tables)."""
     j = report.to_json()
     lines = [
-        f"streamfix bench — {j['resolution']}, engine {j['engine']}, backend {j['backend']}, {j['frames']} frames",
+        f"streamfix bench — {j['resolution']}, engine {j['engine']}"
+        + (f" (run on 1 frame in {j['engine_every']})" if j["engine_every"] > 1 else "")
+        + f", backend {j['backend']}, {j['frames']} frames",
         "",
         "| stage | mean ms | p95 ms | CPU ms (its thread) |",
         "|---|---|---|---|",

@@ -10,7 +10,7 @@ from streamfix.errors import UsageError
 
 #: built-in defaults; ``pipelines/transcode.toml`` states the same values
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "enhance": {"engine": "sci", "strength": 1.0, "device": "auto"},
+    "enhance": {"engine": "sci", "strength": 1.0, "device": "auto", "engine_every": 1},
     "temporal": {"mode": "adaptive", "strength": 0.85},
     "encode": {"codec": "libx264", "crf": 20, "preset": "veryfast", "pix_fmt": None},
 }

@@ -209,6 +209,8 @@ def test_image_to_video_output(cli, tmp_path):
         (("--strength", "strong"), "--strength must be a number"),
         (("--temporal-strength", "1"), "--temporal-strength must be below 1"),
         (("--crf", "99"), "--crf must be in [0, 63]"),
+        (("--engine-every", "0"), "--engine-every must be at least 1"),
+        (("--engine-every", "2.5"), "--engine-every must be a whole number"),
         (("--bogus-flag",), "unrecognized arguments: --bogus-flag"),
         (("-ss", "ten"), "not a time: 'ten'"),
         (("-ss", "1:2:3:4"), "not a time"),
@@ -223,6 +225,16 @@ def test_usage_errors(cli, tmp_path, clips, args, expect):
     out = tmp_path / "out.mp4"
     line = _fails(cli, tmp_path, 2, "-i", clips.one_frame.path, "-o", out, *FAST, *args)
     assert expect in line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("value", ["0", "1.5", "'2'", "true"])
+def test_preset_engine_every_is_checked(cli, tmp_path, clips, value):
+    preset = tmp_path / "p.toml"
+    preset.write_text(f"[enhance]\nengine_every = {value}\n")
+    out = tmp_path / "out.mp4"
+    line = _fails(cli, tmp_path, 2, "-i", clips.one_frame.path, "-o", out, *FAST, "--pipeline", preset)
+    assert "[enhance] engine_every must be a whole number" in line
     assert not out.exists()
 
 

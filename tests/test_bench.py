@@ -14,13 +14,14 @@ from streamfix.cli import main
 def test_bench_report_structure(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out_json, out_png = tmp_path / "bench.json", tmp_path / "bench.png"
     rc = main(["bench", "--synthetic", "320x180", "--frames", "10", "--rounds", "1", "--engine", "sci",
-               "--scaling", "320x180,640x360", "--json", str(out_json), "--plot", str(out_png)])
+               "--scaling", "320x180,640x360", "--engine-every", "2", "--json", str(out_json), "--plot", str(out_png)])
     assert rc == 0
     report = json.loads(out_json.read_text())
     for key in ("fps", "floor_fps", "ratio_to_floor", "enhance_ms", "enhance_overlapped_ms", "stages", "latency_ms",
                 "resolution", "engine", "backend", "peers"):
         assert key in report, key
     assert report["resolution"] == "320x180" and report["engine"] == "sci" and report["backend"] == "cpu"
+    assert report["engine_every"] == 2
     assert set(report["runs"]) == {"identity", "sci"}  # the engine and the passthrough floor, same run
     assert report["enhance_ms"] > 0 and report["enhance_overlapped_ms"] > 0
     assert report["stages"]["slice"]["mean_ms"] > 0 and report["stages"]["engine"]["mean_ms"] > 0
@@ -36,10 +37,12 @@ def test_bench_report_structure(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert set(report["scaling_ms"]) == set(report["scaling_overlapped_ms"]) == {"320x180", "640x360"}
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = capsys.readouterr().out
-    assert "| decode |" in table and "passthrough floor" in table
+    assert "| decode |" in table and "passthrough floor" in table and "run on 1 frame in 2" in table
 
 
 def test_bench_rejects_bad_values(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "--synthetic", "12p"]) == 2
     assert "unknown resolution" in capsys.readouterr().err
     assert main(["bench", "--frames", "1"]) == 2
+    assert main(["bench", "--engine-every", "0"]) == 2
+    assert "--engine-every must be at least 1" in capsys.readouterr().err

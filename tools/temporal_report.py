@@ -2,7 +2,7 @@
 
     python tools/temporal_report.py [--sections real,synthetic,cuts,excnet,adapt]
         [--engines identity,sci,excnet] [--sci-weights PATH] [--backlitnet-weights PATH]
-        [--max-frames N] [--json OUT]
+        [--max-frames N] [--engine-every N] [--json OUT]
 
 Sections:
   real       EVAL.md temporal metrics (streamfix.metrics.TemporalMeter) on
@@ -114,6 +114,14 @@ def make_filter(mode: str, strength: float | None = None) -> TemporalFilter | No
     return TemporalFilter(DEFAULT_STRENGTH if strength is None else strength, mode=mode, fps=FPS)
 
 
+#: --engine-every: the engine runs on every N-th frame of the real and synthetic clips
+ENGINE_EVERY = [1]
+
+
+def make_enhancer(engine: Engine, mode: str) -> Enhancer:
+    return Enhancer(engine, temporal=make_filter(mode), engine_every=ENGINE_EVERY[0])
+
+
 class AutoExposureEngine(Engine):
     """A per-frame auto exposure: one gain per frame bringing the thumbnail's mean luma to ``target``."""
 
@@ -186,7 +194,7 @@ def run_video_pipeline(engine: Engine, mode: str, path: Path, max_frames: int | 
     """dark.mp4 through the pipeline's YUV path (enhance_frame), metered on RGB."""
     from streamfix.pipeline import enhance_frame
 
-    enh = Enhancer(engine, temporal=make_filter(mode))
+    enh = make_enhancer(engine, mode)
     enh.bind_thread()
     meter = TemporalMeter()
     means: list[float] = []
@@ -208,7 +216,7 @@ def run_video_pipeline(engine: Engine, mode: str, path: Path, max_frames: int | 
 
 
 def run_frames(engine: Engine, mode: str, frames: list[np.ndarray]) -> dict:
-    enh = Enhancer(engine, temporal=make_filter(mode))
+    enh = make_enhancer(engine, mode)
     enh.bind_thread()
     meter = TemporalMeter()
     for f in frames:
@@ -288,7 +296,7 @@ def synthetic_clip(kind: str) -> list[np.ndarray]:
 def _means(engine: Engine, mode: str, frames: list[np.ndarray], change_at: int,
            on_change: Callable[[], None] | None = None) -> np.ndarray:
     """Per-frame output mean luma (``on_change`` runs just before frame ``change_at``)."""
-    enh = Enhancer(engine, temporal=make_filter(mode))
+    enh = make_enhancer(engine, mode)
     out = []
     for t, f in enumerate(frames):
         if t == change_at and on_change is not None:
@@ -546,15 +554,19 @@ def main() -> None:
     ap.add_argument("--backlitnet-weights", help="BacklitNet weights (default engines/backlitnet.safetensors)")
     ap.add_argument("--max-frames", type=int, help="frames of dark.mp4 to use (default all 180)")
     ap.add_argument("--excnet-iters", type=int, default=4)
+    ap.add_argument("--engine-every", type=int, default=1,
+                    help="run the engine on every N-th frame in the real and synthetic sections (default 1)")
     ap.add_argument("--adapt-seconds", type=float, default=2.0)
     ap.add_argument("--json", type=Path, help="write all numbers here")
     args = ap.parse_args()
+    ENGINE_EVERY[0] = max(1, args.engine_every)
     import numba
 
     numba.set_num_threads(1)
     engines = available_engines(args.engines.split(","))
     sections = args.sections.split(",")
-    out: dict = {"engines": engines, "sci_weights": sci_weights(args.sci_weights) or "engines/sci.safetensors"}
+    out: dict = {"engines": engines, "sci_weights": sci_weights(args.sci_weights) or "engines/sci.safetensors",
+                 "engine_every": ENGINE_EVERY[0]}
     t0 = time.perf_counter()
     jobs: list[tuple[str, Callable[[], dict]]] = [
         ("real", lambda: section_real(args, engines)),

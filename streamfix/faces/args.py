@@ -45,6 +45,30 @@ def seconds(text: str) -> float:
     return total
 
 
+def engine_every(text: str) -> int:
+    """``--engine-every``: a whole number of frames ≥ 1."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--engine-every must be a whole number of frames, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"--engine-every must be at least 1, got {v}")
+    return v
+
+
+#: help of ``--engine-every``, the same in every face
+ENGINE_EVERY_HELP = ("run the engine on every N-th frame only (scene cuts always); the frames between reuse its "
+                     "grid, still blended and brightness-locked per frame — less CPU per frame (default 1)")
+
+
+def pick_engine_every(flag: int | None, pick: Callable[[Any, str, str], Any]) -> int:
+    """``--engine-every`` over the preset's ``[enhance] engine_every``, checked."""
+    v = pick(flag, "enhance", "engine_every")
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise UsageError(f"[enhance] engine_every must be a whole number ≥ 1, got {v!r}")
+    return v
+
+
 def preset_picker(preset: dict[str, Any]) -> Callable[[Any, str, str], Any]:
     """``pick(flag, section, key)``: an explicit flag when given, else ``preset[section][key]``."""
 

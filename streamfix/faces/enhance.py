@@ -14,7 +14,15 @@ from streamfix.backends import BACKENDS, Backend, create_backend_engine, select_
 from streamfix.enhancer import STAGES, Enhancer
 from streamfix.errors import InputError, OutputError, UsageError
 from streamfix.events import Bus, Event
-from streamfix.faces.args import blend_and_crf, preset_picker, seconds, unit_float
+from streamfix.faces.args import (
+    ENGINE_EVERY_HELP,
+    blend_and_crf,
+    engine_every,
+    pick_engine_every,
+    preset_picker,
+    seconds,
+    unit_float,
+)
 from streamfix.io.images import IMAGE_EXTENSIONS, is_image_path, read_image, write_image
 from streamfix.io.reader import check_input_path
 from streamfix.io.writer import EncodeOptions, check_output_path, validate_encoder
@@ -54,6 +62,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "(default adaptive; on = adaptive)")
     p.add_argument("--temporal-strength", type=unit_float("--temporal-strength"),
                    help="weight of the previous frame's grid in steady state, [0, 1) (default 0.85)")
+    p.add_argument("--engine-every", type=engine_every, metavar="N", help=ENGINE_EVERY_HELP)
     p.add_argument("--excnet-iters", type=_non_negative_int,
                    help="excnet: optimiser steps per frame after the first (default 4, from the card; "
                         "a converged frame takes none)")
@@ -107,6 +116,7 @@ class Settings:
     encode: EncodeOptions
     excnet_iters: int | None = None  # excnet: optimiser steps per frame (None: the card's)
     adapt: float | None = None  # seconds of video to fine-tune the engine on (None: off)
+    engine_every: int = 1  # run the engine on every N-th frame of a video
 
 
 def resolve(args: argparse.Namespace) -> Settings:
@@ -133,6 +143,7 @@ def resolve(args: argparse.Namespace) -> Settings:
         ),
         excnet_iters=getattr(args, "excnet_iters", None),
         adapt=getattr(args, "adapt", None),
+        engine_every=pick_engine_every(getattr(args, "engine_every", None), pick),
     )
 
 
@@ -198,7 +209,7 @@ def build_enhancer(
         bus.info("adapt", f"fine-tuning {s.engine} on the first {s.adapt:g} s of the video (read ahead)")
     mode = resolve_mode(s.temporal)
     temporal = TemporalFilter(s.temporal_strength, mode=mode, fps=fps) if (video and mode != "off") else None
-    return Enhancer(engine, backend.device, s.strength, temporal)
+    return Enhancer(engine, backend.device, s.strength, temporal, engine_every=s.engine_every if video else 1)
 
 
 #: most frames read ahead for --adapt

@@ -12,7 +12,15 @@ from typing import Any
 
 from streamfix.errors import UsageError
 from streamfix.events import Bus, Event
-from streamfix.faces.args import blend_and_crf, preset_picker, seconds, unit_float
+from streamfix.faces.args import (
+    ENGINE_EVERY_HELP,
+    blend_and_crf,
+    engine_every,
+    pick_engine_every,
+    preset_picker,
+    seconds,
+    unit_float,
+)
 from streamfix.faces.enhance import Settings, build_enhancer
 from streamfix.io.writer import EncodeOptions
 from streamfix.live.config import PREVIEWS, load_live_preset
@@ -59,6 +67,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--temporal", choices=("on", "off"), help="carry the grid across frames (default on)")
     p.add_argument("--temporal-strength", type=unit_float("--temporal-strength"),
                    help="weight of the previous frame's grid, [0, 1) (default 0.6)")
+    p.add_argument("--engine-every", type=engine_every, metavar="N", help=ENGINE_EVERY_HELP)
     p.add_argument("--preview", choices=PREVIEWS,
                    help="browser: serve a local page (default); window: an OpenCV window (needs a display and "
                         "opencv-python); none: headless")
@@ -98,6 +107,7 @@ def resolve(args: argparse.Namespace) -> tuple[Settings, dict[str, Any]]:
             preset=pick(args.preset, "encode", "preset"),
             pix_fmt=preset["encode"]["pix_fmt"],
         ),
+        engine_every=pick_engine_every(args.engine_every, pick),
     )
     live = dict(preset["live"])
     for key in ("preview", "host", "port", "timeout"):
