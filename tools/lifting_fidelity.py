@@ -1,6 +1,7 @@
 """How closely `sci` through thumbnail → fitted grid → full-res slice matches SCI run at full resolution.
 
     python tools/lifting_fidelity.py [--weights W] [--sets lime,dicm,...] [--limit N]
+        [--fit-model affine|gain] [--regularise coefficients|output]
 
 Prints a markdown table: per shared set, the mean / min PSNR (EVAL.md definition) between the
 two outputs, and the mean ms of each path at the set's resolution (one thread).
@@ -18,7 +19,7 @@ import torch
 
 from streamfix.engines import create_engine
 from streamfix.enhancer import Enhancer
-from streamfix.grid.fit import MODELS, GridFitter
+from streamfix.grid.fit import MODELS, REGULARISE, GridFitter
 from streamfix.metrics import psnr, read_rgb
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -34,14 +35,17 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=0, help="images per set (0 = all)")
     ap.add_argument("--data", type=Path, default=SHARED)
     ap.add_argument("--fit-model", choices=MODELS, help="override the card's per-cell model (affine or gain)")
+    ap.add_argument("--regularise", choices=REGULARISE, help="override the card's gain-model regularisation")
     args = ap.parse_args()
     torch.set_num_threads(1)
     engine = create_engine("sci", args.weights)
-    if args.fit_model:
+    if args.fit_model or args.regularise:
         f = engine.fitter
-        engine.fitter = GridFitter(f.shape, f.prior_weight, f.smoothness, model=args.fit_model)
+        engine.fitter = GridFitter(f.shape, f.prior_weight, f.smoothness, model=args.fit_model or f.model,
+                                   regularise=args.regularise or f.regularise)
     enhancer = Enhancer(engine)
-    print(f"weights: {args.weights or engine.card.weights}; fit model: {engine.fitter.model}\n")
+    print(f"weights: {args.weights or engine.card.weights}; fit model: {engine.fitter.model}, "
+          f"regularise: {engine.fitter.regularise}\n")
     print("| set | images | PSNR mean (dB) | PSNR min | lifted ms | full-res ms |")
     print("|---|---|---|---|---|---|")
     for name in args.sets.split(","):

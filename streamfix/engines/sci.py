@@ -36,7 +36,8 @@ class SCIEngine(Engine):
         fit = card.raw.get("fit", {})
         self._fit_kw = {k: float(fit[k]) for k in ("prior_weight", "smoothness") if k in fit}
         try:
-            self.fitter = GridFitter(card.grid, model=str(fit.get("model", "affine")), **self._fit_kw)
+            self.fitter = GridFitter(card.grid, model=str(fit.get("model", "affine")),
+                                     regularise=str(fit.get("regularise", "coefficients")), **self._fit_kw)
         except ValueError as e:
             raise StreamfixError(f"engine card sci: {e}") from None
         self.illumination = str(card.raw.get("illumination", "per-channel"))
