@@ -45,15 +45,23 @@ def seconds(text: str) -> float:
     return total
 
 
-def engine_every(text: str) -> int:
-    """``--engine-every``: a whole number of frames ≥ 1."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--engine-every must be a whole number of frames, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"--engine-every must be at least 1, got {v}")
-    return v
+def whole_number(name: str, minimum: int) -> Callable[[str], int]:
+    """An integer ≥ ``minimum`` named ``name`` in its error message."""
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a whole number, got {text!r}") from None
+        if v < minimum:
+            raise argparse.ArgumentTypeError(f"{name} must be at least {minimum}, got {v}")
+        return v
+
+    return parse
+
+
+#: ``--engine-every``: a whole number of frames ≥ 1
+engine_every = whole_number("--engine-every", 1)
 
 
 #: help of ``--engine-every``, the same in every face

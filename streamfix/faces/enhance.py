@@ -22,6 +22,7 @@ from streamfix.faces.args import (
     preset_picker,
     seconds,
     unit_float,
+    whole_number,
 )
 from streamfix.io.images import IMAGE_EXTENSIONS, is_image_path, read_image, write_image
 from streamfix.io.reader import check_input_path
@@ -63,7 +64,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--temporal-strength", type=unit_float("--temporal-strength"),
                    help="weight of the previous frame's grid in steady state, [0, 1) (default 0.85)")
     p.add_argument("--engine-every", type=engine_every, metavar="N", help=ENGINE_EVERY_HELP)
-    p.add_argument("--excnet-iters", type=_non_negative_int,
+    p.add_argument("--excnet-iters", type=whole_number("--excnet-iters", 0),
                    help="excnet: optimiser steps per frame after the first (default 4, from the card; "
                         "a converged frame takes none)")
     p.add_argument("--adapt", type=_positive_float, metavar="SECONDS",
@@ -81,16 +82,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="after a video, print per-stage timings and GPU figures (utilisation, memory, power, "
                    "NVDEC/NVENC)")
     p.set_defaults(func=run)
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be ≥ 0, got {v}")
-    return v
 
 
 def _positive_float(text: str) -> float:
