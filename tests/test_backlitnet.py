@@ -133,6 +133,13 @@ def test_shipped_engine_grid(shipped: Enhancer) -> None:
     assert grid.coeffs.shape == (12, 8, 16, 16) and grid.guide is not None and grid.guide.shape == (16,)
     assert torch.all(grid.guide[1:] >= grid.guide[:-1])
     assert shipped.enhance_rgb(img).shape == img.shape
+    # the engine hands the network its input channels-last on the CPU (faster); same numbers
+    thumb = thumbnail_from_rgb(img, shipped.engine.card.thumbnail)
+    engine = shipped.engine
+    with torch.inference_mode():
+        ref = engine.net(network_input(thumb.rgb, engine.input_size).contiguous())  # type: ignore[attr-defined]
+    for got, want in zip(engine.forward(thumb.rgb), ref, strict=True):  # type: ignore[attr-defined]
+        torch.testing.assert_close(got, want[0].reshape(got.shape), atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.shared_data
