@@ -251,6 +251,13 @@ def test_toe_penalty() -> None:
     _, terms = backlitnet_loss(torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16),
                                torch.full((1, 1, 4, 4), 0.5), toe.detach(), weights={"toe": 1.0})
     assert abs(terms["toe"] - float(pen.detach())) < 1e-6
+    # min_gain = 1: a black point pulled down (slope 1.1, gain < 1 up to y = 0.25) is free, a
+    # brightening toe (slope 4, gain 4 − 0.1/y: from 1.5 at y = 0.04 to 3.6) still costs
+    black_point = _curve_grid(1.1, -0.05)
+    assert float(toe_penalty(black_point, None)) > 0.05
+    assert float(toe_penalty(black_point, None, min_gain=1.0)) == 0.0
+    lifted = _curve_grid(4.0, -0.1)
+    assert float(toe_penalty(lifted, None, min_gain=1.0)) > 0.02
 
 
 def test_training_smoke(tmp_path: Path) -> None:

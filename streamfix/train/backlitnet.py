@@ -296,7 +296,8 @@ def monotonicity_penalty(
     return F.relu(min_slope / (levels - 1) - step).sum(2).mean()
 
 
-def toe_penalty(coeffs: torch.Tensor, guide: torch.Tensor | None, levels: int = 33, upto: float = 0.25) -> torch.Tensor:
+def toe_penalty(coeffs: torch.Tensor, guide: torch.Tensor | None, levels: int = 33, upto: float = 0.25,
+                min_gain: float = 0.0) -> torch.Tensor:
     """How much steeper each cell's tone curve is than its own gain in the shadows, in [0, 1].
 
     A pixel of luma ``x`` mapped by a curve ``f`` changes by ``f′(x)·Δx`` when its input changes
@@ -314,12 +315,18 @@ def toe_penalty(coeffs: torch.Tensor, guide: torch.Tensor | None, levels: int = 
         guide: ``(B, K)`` curves or None (identity).
         levels: grey levels.
         upto: the brightest level.
+        min_gain: only intervals whose secant gain is at least this count (1: brightening curves
+            only — a black point pulled down, as a retoucher's contrast does, is then free; the
+            noise a brightening toe lifts into view is not).
     """
     y = upto * torch.linspace(0.0, 1.0, levels, device=coeffs.device, dtype=coeffs.dtype) ** 2
     out = grey_curves(coeffs, guide, y)
     slope = (out.diff(dim=2) / y.diff().view(1, 1, -1, 1, 1)).clamp_min(1e-3)
     gain = out[:, :, 1:].clamp_min(0.0) / y[1:].view(1, 1, -1, 1, 1)
-    return F.relu(1.0 - gain / slope).mean()
+    steep = F.relu(1.0 - gain / slope)
+    if min_gain > 0:
+        steep = steep * (gain.detach() >= min_gain).to(steep.dtype)
+    return steep.mean()
 
 
 def backlitnet_loss(
@@ -330,6 +337,7 @@ def backlitnet_loss(
     coeffs: torch.Tensor,
     weights: dict[str, float] | None = None,
     guide: torch.Tensor | None = None,
+    toe_min_gain: float = 0.0,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """The training loss (see the module docstring) and its terms.
 
@@ -340,6 +348,7 @@ def backlitnet_loss(
         weights: overrides of ``{"l1", "ssim", "saliency", "bce", "tv", "mono", "crush", "toe"}`` (crush,
             toe: 0 = off).
         guide: ``(B, K)`` predicted guide curves (for the monotonicity and toe terms; None: identity).
+        toe_min_gain: :func:`toe_penalty`'s ``min_gain``.
 
     Returns:
         ``(loss, terms)`` with ``terms`` the detached value of each term.
@@ -372,7 +381,7 @@ def backlitnet_loss(
         loss = loss + w["crush"] * crush
         named["crush"] = crush
     if w["toe"]:
-        toe = toe_penalty(coeffs, guide)
+        toe = toe_penalty(coeffs, guide, min_gain=toe_min_gain)
         loss = loss + w["toe"] * toe
         named["toe"] = toe
     terms = {k: float(v.detach()) for k, v in named.items()}
@@ -430,6 +439,7 @@ def train_backlitnet(
     consistency: float = 0.0,
     crush: float = 0.0,
     toe: float = 0.0,
+    toe_min_gain: float = 0.0,
     ema: float = 0.0,
     lr: float = 1e-3,
     long_side: int = 512,
@@ -459,6 +469,7 @@ def train_backlitnet(
             difference of the two grids and guides is penalised (no brightness pumping on video).
         crush: weight of the crush term of :func:`backlitnet_loss` (0: off).
         toe: weight of :func:`toe_penalty` (0: off).
+        toe_min_gain: its ``min_gain`` (0: every curve; 1: brightening ones only).
         ema: decay of an exponential moving average of the weights (0: off); with it, the
             averaged weights are returned (Polyak averaging: less dependent on the last batches
             than the final iterate). The decay ramps up as ``min(ema, (1 + it) / (10 + it))``.
@@ -522,7 +533,8 @@ def train_backlitnet(
             else:
                 coeffs, guide, sal = net(lo)
             out = slice_batch(hi, coeffs, guide)
-            loss, terms = backlitnet_loss(out, tg, hi, sal, coeffs, guide=guide, weights={"crush": crush, "toe": toe})
+            loss, terms = backlitnet_loss(out, tg, hi, sal, coeffs, guide=guide, weights={"crush": crush, "toe": toe},
+                                           toe_min_gain=toe_min_gain)
             if n_jit:
                 cons = ((coeffs_all[batch_size:] - coeffs[:n_jit]).abs().mean()
                         + (guide_all[batch_size:] - guide[:n_jit]).abs().mean())
@@ -574,6 +586,7 @@ def train_backlitnet(
         "consistency": consistency,
         "crush": crush,
         "toe": toe,
+        "toe_min_gain": toe_min_gain,
         "ema": ema,
         "real_share": real_share,
     }
@@ -605,6 +618,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--toe", type=float, default=0.0,
                         help="weight of the term against tone curves steeper than their gain in the shadows "
                              "(noise amplified, shadows crushed; default 0)")
+    parser.add_argument("--toe-min-gain", type=float, default=0.0,
+                        help="the toe term counts only where a curve's gain is at least this (1: brightening "
+                             "curves only, a pulled-down black point is free; default 0: everywhere)")
     parser.add_argument("--ema", type=float, default=0.0,
                         help="decay of a moving average of the weights, which is what gets saved "
                              "(e.g. 0.999; default 0: the last iterate)")
@@ -633,7 +649,8 @@ def run(args: argparse.Namespace) -> int:
         net, stats = train_backlitnet(
             args.pairs, args.synthetic, iterations=args.iterations, batch_size=args.batch_size, crop=args.crop,
             seed=args.seed, split=args.split, real_share=args.real_share, identity_share=args.identity_share,
-            consistency=args.consistency, crush=args.crush, toe=args.toe, ema=args.ema, lr=args.lr,
+            consistency=args.consistency, crush=args.crush, toe=args.toe, toe_min_gain=args.toe_min_gain,
+            ema=args.ema, lr=args.lr,
             log_every=args.log_every, threads=args.threads, max_minutes=args.max_minutes,
         )
     except ValueError as exc:
