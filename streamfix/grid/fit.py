@@ -481,7 +481,7 @@ def solve_gain(
     the gains' pulls by the frame's mean square input, so that what is smoothed and held towards
     the global fit is the cells' *output* (a gain difference Δa moves the output by Δa·x). With
     ``coefficients`` a dark frame's gains (mean x² ≈ 1e-5 in a near-black frame) are set by the
-    regularisation alone, which left a fit of SCI 10–16 % darker than the network on such frames."""
+    regularisation alone, which left a fit of SCI 7–16 % darker than the network on such frames."""
     if regularise not in REGULARISE:
         raise ValueError(f"unknown regularisation {regularise!r}; use one of {', '.join(REGULARISE)}")
     d, gh, gw = acc.shape[:3]
