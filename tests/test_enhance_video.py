@@ -8,6 +8,7 @@ on success.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -242,6 +243,17 @@ def test_pipeline_preset(cli, clips, tmp_path):
     assert res.rc == 0, res.err
     assert "scene cuts" not in res.out  # temporal off
     assert mean_abs_diff(decoded(clips.audio.path), decoded(out)) < 1.0
+
+
+def test_engine_every_third_frame_is_reported(cli, tmp_path, clips):
+    out = tmp_path / "out.mp4"
+    res = cli("enhance", "-i", clips.audio.path, "-o", out, "--engine-every", "3", "-q")
+    assert res.rc == 0, res.err
+    m = re.search(r"(\d+) frames in .* (\d+) scene cuts, the engine on (\d+) of (\d+) frames", res.out)
+    assert m, res.out
+    frames, cuts, runs = int(m[1]), int(m[2]), int(m[3])
+    assert int(m[4]) == frames == len(decoded(out)) and cuts == 0  # one synthetic shot
+    assert runs == -(-frames // 3)
 
 
 def test_sci_engine_changes_the_picture(cli, clips, tmp_path, tiny_sci_weights):

@@ -284,6 +284,8 @@ def _run_video(src: Path, dst: Path, s: Settings, bus: Bus, args: argparse.Names
         if sampler is not None:
             sampler.stop()
     cuts = f", {len(result.scene_cuts)} scene cuts" if enhancer.temporal is not None else ""
+    if enhancer.engine_every > 1:
+        cuts += f", the engine on {enhancer.engine_runs} of {result.frames} frames"
     if isinstance(enhancer.engine, OnlineAdapter):
         r = enhancer.engine.report()
         bus.info("adapt", f"{r['frames_adapted']} frames, {r['steps']} steps in {r['seconds']:.1f} s, "
