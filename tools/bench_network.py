@@ -21,17 +21,40 @@ from collections.abc import Callable
 import torch
 
 from streamfix.engines import create_engine
+from streamfix.engines.registry import Engine
+from streamfix.gpu.trt import install_network
+from streamfix.grid.bilateral import Thumbnail
 from streamfix.grid.thumbnail import thumbnail_from_rgb
 from streamfix.synth import backlit_frame
 
 
-def network_input(engine: object, rgb: torch.Tensor) -> torch.Tensor:
-    """The tensor the engine's ``forward`` hands its network for a thumbnail ``(3, h, w)``."""
-    if getattr(engine, "name", "") == "backlitnet":
-        from streamfix.engines.backlitnet import network_input as square
+class _Recorder(torch.nn.Module):
+    """Passes calls through to ``net``, keeping the first input it was given."""
 
-        return square(rgb, engine.input_size)  # type: ignore[attr-defined]
-    return rgb[None]  # sci: the thumbnail itself
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+        self.first: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> object:
+        if self.first is None:
+            self.first = x.detach().clone()
+        return self.net(x)
+
+
+def network_input(engine: Engine, thumb: Thumbnail) -> torch.Tensor:
+    """The tensor the engine hands its network for ``thumb``, recorded from one ``predict`` (the
+    network swapped in and out as the TensorRT backend does, :func:`install_network`)."""
+    net = engine.network()
+    recorder = _Recorder(net)
+    install_network(engine, recorder)
+    try:
+        engine.predict(thumb)
+    finally:
+        install_network(engine, net)
+    if recorder.first is None:
+        raise RuntimeError(f"engine {engine.name} did not call its network")
+    return recorder.first
 
 
 def median_ms(fn: Callable[[], object], reps: int) -> float:
@@ -47,15 +70,18 @@ def median_ms(fn: Callable[[], object], reps: int) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--engine", choices=("backlitnet", "sci"), default="backlitnet")
+    ap.add_argument("--engine", default="backlitnet", help="an engine with a network (backlitnet, sci)")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--reps", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
     engine = create_engine(args.engine)
     net = engine.network()
+    if net is None:
+        print(f"engine {args.engine} has no network", file=sys.stderr)
+        return 1
     thumb = thumbnail_from_rgb(backlit_frame(1920, 1080, 0.0), engine.card.thumbnail)
-    x = network_input(engine, thumb.rgb)
+    x = network_input(engine, thumb)
     print(f"{args.engine}: network input {tuple(x.shape)}\n")
     print("| threads | round | network, contiguous ms | network, channels-last ms | predict ms |")
     print("|---|---|---|---|---|")

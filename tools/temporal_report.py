@@ -49,6 +49,7 @@ import torch  # noqa: E402
 from streamfix.engines import create_engine  # noqa: E402
 from streamfix.engines.registry import Engine, EngineCard  # noqa: E402
 from streamfix.enhancer import Enhancer  # noqa: E402
+from streamfix.faces.args import engine_every  # noqa: E402
 from streamfix.grid.bilateral import BilateralGrid, Thumbnail  # noqa: E402
 from streamfix.grid.kernels import slice_rgb_cpu  # noqa: E402
 from streamfix.metrics import TemporalMeter, luma709, read_rgb  # noqa: E402
@@ -114,12 +115,9 @@ def make_filter(mode: str, strength: float | None = None) -> TemporalFilter | No
     return TemporalFilter(DEFAULT_STRENGTH if strength is None else strength, mode=mode, fps=FPS)
 
 
-#: --engine-every: the engine runs on every N-th frame of the real and synthetic clips
-ENGINE_EVERY = [1]
-
-
-def make_enhancer(engine: Engine, mode: str) -> Enhancer:
-    return Enhancer(engine, temporal=make_filter(mode), engine_every=ENGINE_EVERY[0])
+def make_enhancer(engine: Engine, mode: str, every: int = 1) -> Enhancer:
+    """The engine behind the ``mode`` filter, run on every ``every``-th frame (``--engine-every``)."""
+    return Enhancer(engine, temporal=make_filter(mode), engine_every=every)
 
 
 class AutoExposureEngine(Engine):
@@ -190,11 +188,11 @@ def phone_scenes() -> list[tuple[str, list[Path]]]:
 # real data
 
 
-def run_video_pipeline(engine: Engine, mode: str, path: Path, max_frames: int | None) -> dict:
+def run_video_pipeline(engine: Engine, mode: str, path: Path, max_frames: int | None, every: int = 1) -> dict:
     """dark.mp4 through the pipeline's YUV path (enhance_frame), metered on RGB."""
     from streamfix.pipeline import enhance_frame
 
-    enh = make_enhancer(engine, mode)
+    enh = make_enhancer(engine, mode, every)
     enh.bind_thread()
     meter = TemporalMeter()
     means: list[float] = []
@@ -215,8 +213,8 @@ def run_video_pipeline(engine: Engine, mode: str, path: Path, max_frames: int | 
     return r
 
 
-def run_frames(engine: Engine, mode: str, frames: list[np.ndarray]) -> dict:
-    enh = make_enhancer(engine, mode)
+def run_frames(engine: Engine, mode: str, frames: list[np.ndarray], every: int = 1) -> dict:
+    enh = make_enhancer(engine, mode, every)
     enh.bind_thread()
     meter = TemporalMeter()
     for f in frames:
@@ -238,12 +236,12 @@ def section_real(args: argparse.Namespace, engines: list[str]) -> dict:
     print("|---|---|---|---|---|---|---|---|---|---|")
     clips: list[tuple[str, Callable[[Engine, str], dict]]] = []
     if DARK.is_file():
-        clips.append(("dark.mp4", lambda e, m: run_video_pipeline(e, m, DARK, args.max_frames)))
+        clips.append(("dark.mp4", lambda e, m: run_video_pipeline(e, m, DARK, args.max_frames, args.engine_every)))
     else:
         log(f"real: {DARK} absent, skipped")
     for scene, files in phone_scenes():
         frames = [read_rgb(p) for p in files]
-        clips.append((f"phone/{scene}", lambda e, m, fr=frames: run_frames(e, m, fr)))
+        clips.append((f"phone/{scene}", lambda e, m, fr=frames: run_frames(e, m, fr, args.engine_every)))
     for clip, fn in clips:
         for name in engines:
             for mode in MODES:
@@ -294,9 +292,9 @@ def synthetic_clip(kind: str) -> list[np.ndarray]:
 
 
 def _means(engine: Engine, mode: str, frames: list[np.ndarray], change_at: int,
-           on_change: Callable[[], None] | None = None) -> np.ndarray:
+           on_change: Callable[[], None] | None = None, every: int = 1) -> np.ndarray:
     """Per-frame output mean luma (``on_change`` runs just before frame ``change_at``)."""
-    enh = make_enhancer(engine, mode)
+    enh = make_enhancer(engine, mode, every)
     out = []
     for t, f in enumerate(frames):
         if t == change_at and on_change is not None:
@@ -391,7 +389,7 @@ def section_synthetic(args: argparse.Namespace, engines: list[str]) -> dict:
                         inner = factory()
                         eng = JitterEngine(inner, amount, pattern, seed=1)
                         hook = (lambda inner=inner: bump(inner)) if on_change is not None else None
-                        runs[amount] = _means(eng, mode, frames, start, hook)
+                        runs[amount] = _means(eng, mode, frames, start, hook, args.engine_every)
                     m = runs[0.1]
                     # with jitter, "followed" means back inside the (relative) error band the output had
                     # before the change: the residual jitter scales with the brightness
@@ -554,19 +552,18 @@ def main() -> None:
     ap.add_argument("--backlitnet-weights", help="BacklitNet weights (default engines/backlitnet.safetensors)")
     ap.add_argument("--max-frames", type=int, help="frames of dark.mp4 to use (default all 180)")
     ap.add_argument("--excnet-iters", type=int, default=4)
-    ap.add_argument("--engine-every", type=int, default=1,
+    ap.add_argument("--engine-every", type=engine_every, default=1,
                     help="run the engine on every N-th frame in the real and synthetic sections (default 1)")
     ap.add_argument("--adapt-seconds", type=float, default=2.0)
     ap.add_argument("--json", type=Path, help="write all numbers here")
     args = ap.parse_args()
-    ENGINE_EVERY[0] = max(1, args.engine_every)
     import numba
 
     numba.set_num_threads(1)
     engines = available_engines(args.engines.split(","))
     sections = args.sections.split(",")
     out: dict = {"engines": engines, "sci_weights": sci_weights(args.sci_weights) or "engines/sci.safetensors",
-                 "engine_every": ENGINE_EVERY[0]}
+                 "engine_every": args.engine_every}
     t0 = time.perf_counter()
     jobs: list[tuple[str, Callable[[], dict]]] = [
         ("real", lambda: section_real(args, engines)),
