@@ -5,7 +5,7 @@ One run measures, on the same input and machine state:
 - the real pipeline (decode ‖ plan ‖ slice ‖ encode) with the chosen engine, and with ``identity``
   as a passthrough (same decode and encode, the frames handed over untouched: the I/O floor),
   alternating so that noise hits both alike;
-- per stage mean / p95 ms (decode, thumbnail, engine, temporal, slice, encode) and, for the
+- per stage mean / p95 ms (decode, thumbnail, engine, temporal, slice, denoise, encode) and, for the
   enhancement's stages, the CPU time of the thread that ran them; frame latency
   (decoded → encoded) p50/p95/p99, CPU use, peak RSS, GPU figures when a GPU is present;
 - the alternatives a user would pick, per frame on the same decoded frames: SCI at full
@@ -32,6 +32,8 @@ import numpy as np
 import torch
 
 from streamfix.backends import Backend, create_backend_engine, select_backend
+from streamfix.denoise import DEFAULT_STRENGTH as DEFAULT_DENOISE
+from streamfix.denoise import TemporalDenoiser
 from streamfix.engines import create_engine
 from streamfix.enhancer import STAGES, Enhancer
 from streamfix.events import Bus
@@ -96,16 +98,23 @@ class RunStats:
         return self.frames / self.seconds if self.seconds else 0.0
 
 
+def make_enhancer(engine: str, weights: Path | None, backend: Backend, engine_every: int = 1,
+                  denoise: float = DEFAULT_DENOISE, passthrough: bool = False) -> Enhancer:
+    """The enhancer a transcode would build: the engine, the default temporal filter, ``engine_every``
+    and a :class:`~streamfix.denoise.TemporalDenoiser` of strength ``denoise`` (0: none)."""
+    return Enhancer(create_backend_engine(engine, weights, backend), backend.device, 1.0, TemporalFilter(),
+                    passthrough=passthrough, engine_every=engine_every,
+                    denoiser=TemporalDenoiser(denoise) if denoise > 0 and not passthrough else None)
+
+
 def run_pipeline(src: Path, engine: str, weights: Path | None, backend: Backend, options: EncodeOptions,
-                 frames: int, workdir: Path, engine_every: int = 1) -> RunStats:
+                 frames: int, workdir: Path, engine_every: int = 1, denoise: float = DEFAULT_DENOISE) -> RunStats:
     """Transcode the first ``frames`` frames of ``src`` with ``engine``; collect stage timings.
 
     ``identity`` runs as a passthrough: decoded frames go to the encoder untouched (the I/O floor).
-    ``engine_every``: see :class:`~streamfix.enhancer.Enhancer`."""
+    ``engine_every``, ``denoise``: see :func:`make_enhancer`."""
     bus = Bus()
-    eng = create_backend_engine(engine, weights, backend)
-    enhancer = Enhancer(eng, backend.device, 1.0, TemporalFilter(), passthrough=engine == "identity",
-                        engine_every=engine_every)
+    enhancer = make_enhancer(engine, weights, backend, engine_every, denoise, passthrough=engine == "identity")
     out = workdir / f"bench_{engine}.mp4"
     out.unlink(missing_ok=True)
     cpu0 = time.process_time()
@@ -195,7 +204,7 @@ def measure_peers(frames: list[av.VideoFrame], sci_weights: Path | None) -> dict
 
 @dataclass
 class EnhanceTiming:
-    """The enhancement alone (thumbnail + engine + temporal + slice) on frames already decoded, ms
+    """The enhancement alone (thumbnail + engine + temporal + slice + denoise) on frames already decoded, ms
     per frame: ``sequential`` on one thread (= its CPU cost), ``overlapped`` with the engine
     planning frame n+1 on one thread while frame n is sliced on another, as the pipeline runs it
     (the time per frame two cores need when nothing else runs)."""
@@ -237,7 +246,7 @@ def measure_enhance(frames: list[av.VideoFrame], enhancer: Enhancer, repeat: int
 
 
 def scaling(engine: str, weights: Path | None, backend: Backend, names: list[str],
-            n: int = 12, engine_every: int = 1) -> dict[str, EnhanceTiming]:
+            n: int = 12, engine_every: int = 1, denoise: float = DEFAULT_DENOISE) -> dict[str, EnhanceTiming]:
     """Enhancement ms per frame at each resolution, on synthetic frames (no codec involved)."""
     out: dict[str, EnhanceTiming] = {}
     for name in names:
@@ -246,9 +255,7 @@ def scaling(engine: str, weights: Path | None, backend: Backend, names: list[str
         for i in range(n):
             rgb = backlit_frame(w, h, i / 30)
             frames.append(av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p"))
-        enhancer = Enhancer(create_backend_engine(engine, weights, backend), backend.device, 1.0, TemporalFilter(),
-                            engine_every=engine_every)
-        out[name] = measure_enhance(frames, enhancer)
+        out[name] = measure_enhance(frames, make_enhancer(engine, weights, backend, engine_every, denoise))
     return out
 
 
@@ -275,6 +282,7 @@ class BenchReport:
     scaling: dict[str, EnhanceTiming] = field(default_factory=dict)
     input: str = ""
     engine_every: int = 1
+    denoise: float = 0.0
 
     def fps(self, engine: str) -> float:
         return statistics.median(r.fps for r in self.runs[engine])
@@ -291,6 +299,7 @@ class BenchReport:
             "resolution": self.resolution,
             "engine": self.engine,
             "engine_every": self.engine_every,
+            "denoise": self.denoise,
             "backend": self.backend,
             "frames": run.frames,
             "fps": self.fps(self.engine),
@@ -321,11 +330,13 @@ def _cpu_ms_per_frame(runs: list[RunStats]) -> float:
 
 def bench(src: Path | None, synthetic: str | None, engine: str, weights: Path | None, backend: Backend | str,
           frames: int, options: EncodeOptions, rounds: int = 2, peers: bool = True,
-          scale: list[str] | None = None, log: Callable[[str], None] = print, engine_every: int = 1) -> BenchReport:
+          scale: list[str] | None = None, log: Callable[[str], None] = print, engine_every: int = 1,
+          denoise: float = DEFAULT_DENOISE) -> BenchReport:
     """Run the whole benchmark (see the module docstring).
 
-    ``engine_every``: the engine runs on every N-th frame (:class:`~streamfix.enhancer.Enhancer`),
-    in the pipeline runs and in the enhancement-alone timings.
+    ``engine_every``: the engine runs on every N-th frame (:class:`~streamfix.enhancer.Enhancer`);
+    ``denoise``: the strength of the temporal denoiser (0: off); both in the pipeline runs and in
+    the enhancement-alone timings.
 
     ``backend``: a resolved :class:`Backend` or its name. The ``gpu`` field of the report holds
     NVML figures sampled during the pipeline runs (:mod:`streamfix.telemetry`), or why there are none.
@@ -340,7 +351,7 @@ def bench(src: Path | None, synthetic: str | None, engine: str, weights: Path | 
         src = synthetic_clip(size, frames, work)
     engines = ["identity"] if engine == "identity" else ["identity", engine]
     if engine != "identity":  # load the JIT caches and the network once, outside every timed run
-        warm = Enhancer(create_backend_engine(engine, weights, backend), backend.device, 1.0, TemporalFilter())
+        warm = make_enhancer(engine, weights, backend, denoise=denoise)
         for f in decoded_frames(src, 2):
             enhance_frame(warm, f)
     runs: dict[str, list[RunStats]] = {e: [] for e in engines}
@@ -349,7 +360,7 @@ def bench(src: Path | None, synthetic: str | None, engine: str, weights: Path | 
         for r in range(rounds):
             for name in engines if r % 2 == 0 else engines[::-1]:
                 stats = run_pipeline(src, name, weights if name == engine else None, backend, options, frames, work,
-                                     engine_every)
+                                     engine_every, denoise)
                 runs[name].append(stats)
                 log(f"round {r + 1}/{rounds}: {name:<10} {stats.frames} frames, {stats.fps:.2f} fps")
     finally:
@@ -357,14 +368,12 @@ def bench(src: Path | None, synthetic: str | None, engine: str, weights: Path | 
     gpu = sampler.report(frames=sum(r.frames for rs in runs.values() for r in rs))
     sample = decoded_frames(src, 12)
     h, w = sample[0].height, sample[0].width
-    enhancer = Enhancer(create_backend_engine(engine, weights, backend), backend.device, 1.0, TemporalFilter(),
-                        engine_every=engine_every)
-    enhance = measure_enhance(sample, enhancer)
+    enhance = measure_enhance(sample, make_enhancer(engine, weights, backend, engine_every, denoise))
     peer_ms = measure_peers(sample, weights if engine == "sci" else None) if peers else {}
     report = BenchReport(f"{w}x{h}", engine, backend.name, runs, peer_ms, enhance, gpu=gpu, input=str(src),
-                         engine_every=engine_every)
+                         engine_every=engine_every, denoise=denoise)
     if scale:
-        report.scaling = scaling(engine, weights, backend, scale, engine_every=engine_every)
+        report.scaling = scaling(engine, weights, backend, scale, engine_every=engine_every, denoise=denoise)
     return report
 
 
@@ -374,6 +383,7 @@ def format_table(report: BenchReport) -> str:
     lines = [
         f"streamfix bench — {j['resolution']}, engine {j['engine']}"
         + (f" (run on 1 frame in {j['engine_every']})" if j["engine_every"] > 1 else "")
+        + (f", denoise {j['denoise']:g}" if j["denoise"] > 0 else ", no denoise")
         + f", backend {j['backend']}, {j['frames']} frames",
         "",
         "| stage | mean ms | p95 ms | CPU ms (its thread) |",
@@ -389,7 +399,8 @@ def format_table(report: BenchReport) -> str:
         "",
         f"end-to-end: {j['fps']:.2f} fps; passthrough floor (identity): {j['floor_fps']:.2f} fps; "
         f"ratio {j['ratio_to_floor']:.3f}",
-        f"enhancement (thumbnail + engine + temporal + slice, frames already decoded): {j['enhance_ms']:.2f} ms/frame"
+        "enhancement (thumbnail + engine + temporal + slice + denoise, frames already decoded): "
+        f"{j['enhance_ms']:.2f} ms/frame"
         f" on one thread; {j['enhance_overlapped_ms']:.2f} ms/frame with the engine and the slicing overlapped on two",
         f"frame latency decoded → encoded: p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms, p99 {lat['p99']:.1f} ms",
         f"CPU per frame (process, all threads): {j['cpu_ms_per_frame']:.1f} ms; passthrough "

@@ -1,4 +1,4 @@
-"""One frame's enhancement: thumbnail → engine → temporal → strength → slice.
+"""One frame's enhancement: thumbnail → engine → temporal → strength → slice → denoise.
 
 The :class:`Enhancer` is what every face shares (enhance, live, bench, eval); it holds the
 engine, the temporal state and per-stage timings, and knows nothing of files or threads.
@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from streamfix.denoise import TemporalDenoiser
 from streamfix.engines import Engine
 from streamfix.grid.bilateral import BilateralGrid, Thumbnail
 from streamfix.grid.kernels import slice_rgb_cpu
@@ -22,7 +23,7 @@ from streamfix.grid.planes import Planes
 from streamfix.grid.thumbnail import thumbnail_from_planes, thumbnail_from_rgb
 from streamfix.temporal import TemporalFilter, TemporalStep
 
-STAGES = ("thumbnail", "engine", "temporal", "slice")
+STAGES = ("thumbnail", "engine", "temporal", "slice", "denoise")
 
 
 @dataclass
@@ -68,6 +69,9 @@ class Enhancer:
             grid, which the temporal filter still blends, brightness-locks and resets per frame
             (a grid describes the lighting of a scene, which changes over many frames). A scene
             cut, the first frame and a still (``new_scene``) always run the engine. 1: every frame.
+        denoiser: temporal noise reduction of the sliced frames (video only: frames must reach
+            :meth:`apply` in order), or None. Frames an identity grid leaves unchanged are not
+            denoised either.
     """
 
     def __init__(
@@ -79,6 +83,7 @@ class Enhancer:
         threads: int = 1,
         passthrough: bool = False,
         engine_every: int = 1,
+        denoiser: TemporalDenoiser | None = None,
     ) -> None:
         if not 0.0 <= strength <= 1.0:
             raise ValueError(f"strength must be in [0, 1], got {strength}")
@@ -91,6 +96,7 @@ class Enhancer:
         self.threads = max(1, threads)
         self.passthrough = passthrough
         self.engine_every = engine_every
+        self.denoiser = denoiser
         self.engine_runs = 0  # frames the engine ran on (the rest reused its last grid)
         self._held: BilateralGrid | None = None  # the engine's last grid
         self._held_at = 0  # … and the frame it was made on
@@ -139,12 +145,25 @@ class Enhancer:
         return self.grid_for(thumb)
 
     def apply(self, planes: Planes, grid: BilateralGrid, out: Planes) -> None:
-        """Slice ``grid`` into ``out`` (same shapes as ``planes``; timed). The second half of
-        :meth:`enhance_planes`; holds no state, so it may run on another thread than :meth:`plan`."""
+        """Slice ``grid`` into ``out`` (same shapes as ``planes``) and denoise it (timed). The
+        second half of :meth:`enhance_planes`; its only state is the denoiser's, so it may run on
+        another thread than :meth:`plan`, one frame after the other."""
         from streamfix.backends import slice_into
 
         with self.clock.timed("slice"):
             slice_into(planes, grid, out, self.device)
+        self._denoise(grid, lambda d: d.planes(planes, out))
+
+    def _denoise(self, grid: BilateralGrid, run: Callable[[TemporalDenoiser], None]) -> None:
+        """Denoise the frame just sliced with ``grid`` (timed); a frame the grid left unchanged is
+        left alone (the ``identity`` engine, strength 0) and restarts the denoiser's history."""
+        if self.denoiser is None:
+            return
+        if grid.is_identity():
+            self.denoiser.reset()
+            return
+        with self.clock.timed("denoise"):
+            run(self.denoiser)
 
     def enhance_planes(self, planes: Planes, out: Planes) -> BilateralGrid:
         """Enhance a YUV frame into ``out`` (same shapes). Returns the grid that was sliced."""
@@ -160,8 +179,12 @@ class Enhancer:
         if new_scene:
             self.engine.scene_cut()
             self._held = None
+            if self.denoiser is not None:
+                self.denoiser.reset()
         with self.clock.timed("thumbnail"):
             thumb = thumbnail_from_rgb(rgb, self.engine.card.thumbnail)
         grid = self.grid_for(thumb)
         with self.clock.timed("slice"):
-            return slice_rgb_cpu(np.ascontiguousarray(rgb), grid)
+            out = slice_rgb_cpu(np.ascontiguousarray(rgb), grid)
+        self._denoise(grid, lambda d: d.rgb(rgb, out))
+        return out

@@ -12,6 +12,7 @@ from streamfix.errors import UsageError
 DEFAULTS: dict[str, dict[str, Any]] = {
     "enhance": {"engine": "sci", "strength": 1.0, "device": "auto", "engine_every": 1},
     "temporal": {"mode": "adaptive", "strength": 0.85},
+    "denoise": {"strength": 0.5},
     "encode": {"codec": "libx264", "crf": 20, "preset": "veryfast", "pix_fmt": None},
 }
 

@@ -211,6 +211,8 @@ def test_image_to_video_output(cli, tmp_path):
         (("--crf", "99"), "--crf must be in [0, 63]"),
         (("--engine-every", "0"), "--engine-every must be at least 1"),
         (("--engine-every", "2.5"), "--engine-every must be a whole number"),
+        (("--denoise", "1"), "--denoise / [denoise] strength must be in [0, 1)"),
+        (("--denoise", "-0.5"), "--denoise must be in [0, 1]"),
         (("--bogus-flag",), "unrecognized arguments: --bogus-flag"),
         (("-ss", "ten"), "not a time: 'ten'"),
         (("-ss", "1:2:3:4"), "not a time"),
@@ -225,6 +227,16 @@ def test_usage_errors(cli, tmp_path, clips, args, expect):
     out = tmp_path / "out.mp4"
     line = _fails(cli, tmp_path, 2, "-i", clips.one_frame.path, "-o", out, *FAST, *args)
     assert expect in line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("value", ["1", "-0.1", "'0.5'", "true"])
+def test_preset_denoise_is_checked(cli, tmp_path, clips, value):
+    preset = tmp_path / "p.toml"
+    preset.write_text(f"[denoise]\nstrength = {value}\n")
+    out = tmp_path / "out.mp4"
+    line = _fails(cli, tmp_path, 2, "-i", clips.one_frame.path, "-o", out, *FAST, "--pipeline", preset)
+    assert "[denoise] strength must be in [0, 1)" in line
     assert not out.exists()
 
 

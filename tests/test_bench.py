@@ -14,21 +14,22 @@ from streamfix.cli import main
 def test_bench_report_structure(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out_json, out_png = tmp_path / "bench.json", tmp_path / "bench.png"
     rc = main(["bench", "--synthetic", "320x180", "--frames", "10", "--rounds", "1", "--engine", "sci",
-               "--scaling", "320x180,640x360", "--engine-every", "2", "--json", str(out_json), "--plot", str(out_png)])
+               "--scaling", "320x180,640x360", "--engine-every", "2", "--denoise", "0.4", "--json", str(out_json), "--plot", str(out_png)])
     assert rc == 0
     report = json.loads(out_json.read_text())
     for key in ("fps", "floor_fps", "ratio_to_floor", "enhance_ms", "enhance_overlapped_ms", "stages", "latency_ms",
                 "resolution", "engine", "backend", "peers"):
         assert key in report, key
     assert report["resolution"] == "320x180" and report["engine"] == "sci" and report["backend"] == "cpu"
-    assert report["engine_every"] == 2
+    assert report["engine_every"] == 2 and report["denoise"] == 0.4
     assert set(report["runs"]) == {"identity", "sci"}  # the engine and the passthrough floor, same run
     assert report["enhance_ms"] > 0 and report["enhance_overlapped_ms"] > 0
     assert report["stages"]["slice"]["mean_ms"] > 0 and report["stages"]["engine"]["mean_ms"] > 0
     assert report["stages"]["slice"]["cpu_ms"] > 0 and "cpu_ms" not in report["stages"]["encode"]
     assert report["frames"] == 10 and report["fps"] > 0 and report["floor_fps"] > 0
     assert report["cpu_ms_per_frame"] > 0 and report["floor_cpu_ms_per_frame"] > 0
-    assert set(report["stages"]) >= {"decode", "thumbnail", "engine", "temporal", "slice", "encode"}
+    assert set(report["stages"]) >= {"decode", "thumbnail", "engine", "temporal", "slice", "denoise", "encode"}
+    assert report["stages"]["denoise"]["cpu_ms"] > 0
     assert all(v["mean_ms"] >= 0 and v["p95_ms"] >= v["mean_ms"] * 0 for v in report["stages"].values())
     assert report["stages"]["encode"]["mean_ms"] > 0 and report["stages"]["decode"]["mean_ms"] > 0
     assert set(report["latency_ms"]) == {"p50", "p95", "p99"}
@@ -37,7 +38,7 @@ def test_bench_report_structure(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert set(report["scaling_ms"]) == set(report["scaling_overlapped_ms"]) == {"320x180", "640x360"}
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = capsys.readouterr().out
-    assert "| decode |" in table and "passthrough floor" in table and "run on 1 frame in 2" in table
+    assert "| decode |" in table and "passthrough floor" in table and "run on 1 frame in 2" in table and "denoise 0.4" in table
 
 
 def test_bench_rejects_bad_values(capsys: pytest.CaptureFixture[str]) -> None:

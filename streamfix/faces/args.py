@@ -77,6 +77,19 @@ def pick_engine_every(flag: int | None, pick: Callable[[Any, str, str], Any]) ->
     return v
 
 
+#: help of ``--denoise``, the same in every face
+DENOISE_HELP = ("temporal noise reduction of the enhanced frames: weight of a still pixel's history, [0, 1); "
+                "moving pixels pass untouched; 0 = off (default 0.5)")
+
+
+def pick_denoise(flag: float | None, pick: Callable[[Any, str, str], Any]) -> float:
+    """``--denoise`` over the preset's ``[denoise] strength``, checked."""
+    v = pick(flag, "denoise", "strength")
+    if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v < 1:
+        raise UsageError(f"--denoise / [denoise] strength must be in [0, 1), got {v!r}")
+    return float(v)
+
+
 def preset_picker(preset: dict[str, Any]) -> Callable[[Any, str, str], Any]:
     """``pick(flag, section, key)``: an explicit flag when given, else ``preset[section][key]``."""
 

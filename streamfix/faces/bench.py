@@ -10,7 +10,15 @@ from pathlib import Path
 from streamfix.backends import BACKENDS, select_backend
 from streamfix.errors import UsageError
 from streamfix.events import Bus
-from streamfix.faces.args import ENGINE_EVERY_HELP, engine_every, pick_engine_every, preset_picker
+from streamfix.faces.args import (
+    DENOISE_HELP,
+    ENGINE_EVERY_HELP,
+    engine_every,
+    pick_denoise,
+    pick_engine_every,
+    preset_picker,
+    unit_float,
+)
 from streamfix.io.reader import check_input_path
 from streamfix.io.writer import EncodeOptions, validate_encoder
 from streamfix.presets import load_preset
@@ -36,6 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "on a GPU backend frames are decoded by NVDEC where it can, and the report's gpu field has NVML "
                    "figures")
     p.add_argument("--engine-every", type=engine_every, metavar="N", help=ENGINE_EVERY_HELP)
+    p.add_argument("--denoise", type=unit_float("--denoise"), metavar="S", help=DENOISE_HELP)
     p.add_argument("--frames", type=int, help="frames per run (default 150)")
     p.add_argument("--rounds", type=int, help="runs per engine, alternating (default 2)")
     p.add_argument("--preset", help="x264 preset (default veryfast)")
@@ -80,9 +89,11 @@ def run(args: argparse.Namespace) -> int:
     bus.subscribe(lambda e: e.kind != "progress" and print(f"streamfix: {e.kind}: {e.message}", file=sys.stderr))
     backend = select_backend(args.backend or preset["enhance"].get("device", "cpu"), bus)
     engine = args.engine or preset["enhance"]["engine"]
-    every = pick_engine_every(args.engine_every, preset_picker(preset))
+    pick = preset_picker(preset)
+    every = pick_engine_every(args.engine_every, pick)
+    denoise = pick_denoise(args.denoise, pick)
     report = bench(args.input, synthetic, engine, args.weights, backend, frames, options, rounds,
-                   peers=not args.no_peers and bool(conf["peers"]), scale=scale, engine_every=every,
+                   peers=not args.no_peers and bool(conf["peers"]), scale=scale, engine_every=every, denoise=denoise,
                    log=lambda m: print(m, file=sys.stderr, flush=True))
     print(format_table(report))
     if args.json:

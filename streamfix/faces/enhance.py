@@ -11,13 +11,17 @@ from typing import Any
 
 from streamfix.adapt import OnlineAdapter
 from streamfix.backends import BACKENDS, Backend, create_backend_engine, select_backend
+from streamfix.denoise import DEFAULT_STRENGTH as DEFAULT_DENOISE
+from streamfix.denoise import TemporalDenoiser
 from streamfix.enhancer import STAGES, Enhancer
 from streamfix.errors import InputError, OutputError, UsageError
 from streamfix.events import Bus, Event
 from streamfix.faces.args import (
+    DENOISE_HELP,
     ENGINE_EVERY_HELP,
     blend_and_crf,
     engine_every,
+    pick_denoise,
     pick_engine_every,
     preset_picker,
     seconds,
@@ -64,6 +68,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--temporal-strength", type=unit_float("--temporal-strength"),
                    help="weight of the previous frame's grid in steady state, [0, 1) (default 0.85)")
     p.add_argument("--engine-every", type=engine_every, metavar="N", help=ENGINE_EVERY_HELP)
+    p.add_argument("--denoise", type=unit_float("--denoise"), metavar="S", help=DENOISE_HELP)
     p.add_argument("--excnet-iters", type=whole_number("--excnet-iters", 0),
                    help="excnet: optimiser steps per frame after the first (default 4, from the card; "
                         "a converged frame takes none)")
@@ -108,6 +113,7 @@ class Settings:
     excnet_iters: int | None = None  # excnet: optimiser steps per frame (None: the card's)
     adapt: float | None = None  # seconds of video to fine-tune the engine on (None: off)
     engine_every: int = 1  # run the engine on every N-th frame of a video
+    denoise: float = DEFAULT_DENOISE  # temporal denoiser's strength for a video (0: off)
 
 
 def resolve(args: argparse.Namespace) -> Settings:
@@ -135,6 +141,7 @@ def resolve(args: argparse.Namespace) -> Settings:
         excnet_iters=getattr(args, "excnet_iters", None),
         adapt=getattr(args, "adapt", None),
         engine_every=pick_engine_every(getattr(args, "engine_every", None), pick),
+        denoise=pick_denoise(getattr(args, "denoise", None), pick),
     )
 
 
@@ -200,7 +207,9 @@ def build_enhancer(
         bus.info("adapt", f"fine-tuning {s.engine} on the first {s.adapt:g} s of the video (read ahead)")
     mode = resolve_mode(s.temporal)
     temporal = TemporalFilter(s.temporal_strength, mode=mode, fps=fps) if (video and mode != "off") else None
-    return Enhancer(engine, backend.device, s.strength, temporal, engine_every=s.engine_every if video else 1)
+    denoiser = TemporalDenoiser(s.denoise) if video and s.denoise > 0 else None
+    return Enhancer(engine, backend.device, s.strength, temporal, engine_every=s.engine_every if video else 1,
+                    denoiser=denoiser)
 
 
 #: most frames read ahead for --adapt

@@ -13,9 +13,11 @@ from typing import Any
 from streamfix.errors import UsageError
 from streamfix.events import Bus, Event
 from streamfix.faces.args import (
+    DENOISE_HELP,
     ENGINE_EVERY_HELP,
     blend_and_crf,
     engine_every,
+    pick_denoise,
     pick_engine_every,
     preset_picker,
     seconds,
@@ -68,6 +70,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--temporal-strength", type=unit_float("--temporal-strength"),
                    help="weight of the previous frame's grid, [0, 1) (default 0.6)")
     p.add_argument("--engine-every", type=engine_every, metavar="N", help=ENGINE_EVERY_HELP)
+    p.add_argument("--denoise", type=unit_float("--denoise"), metavar="S", help=DENOISE_HELP)
     p.add_argument("--preview", choices=PREVIEWS,
                    help="browser: serve a local page (default); window: an OpenCV window (needs a display and "
                         "opencv-python); none: headless")
@@ -108,6 +111,7 @@ def resolve(args: argparse.Namespace) -> tuple[Settings, dict[str, Any]]:
             pix_fmt=preset["encode"]["pix_fmt"],
         ),
         engine_every=pick_engine_every(args.engine_every, pick),
+        denoise=pick_denoise(args.denoise, pick),
     )
     live = dict(preset["live"])
     for key in ("preview", "host", "port", "timeout"):

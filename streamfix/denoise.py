@@ -1,0 +1,174 @@
+"""Temporal noise reduction of the enhanced frames (after slicing).
+
+Brightening a dark frame multiplies its sensor and codec noise: a curve that lifts the shadows
+×3 turns ±2 codes of static noise into ±6, which the eye (and EVAL.md's flicker ratio) sees as
+the picture crawling, and which the encoder spends bits and CPU on. The grid's temporal filter
+(:mod:`streamfix.temporal`) steadies the *transform*; this steadies the *pixels*.
+
+:class:`TemporalDenoiser` is a motion-adaptive recursive filter (camera ISPs' temporal noise
+reduction), one pass per plane on the integer planes. Motion is judged on the *input*, where the
+noise level is the same everywhere, and the averaging is done on the *output*, which is linear
+(averaging the input before a curve would change the mean of the curve's output as the noise
+shrinks). With ``d = |x_t − x_{t−1}|`` the change of an input sample, ``y`` its enhanced value and
+``p`` the previous denoised output::
+
+    out = y + k · (p − y),   k = strength · clamp((T2 − d) / (T2 − T1), 0, 1)
+
+so a sample whose input changed by less than ``T1`` is averaged with its history (weight
+``strength``), one that changed by more than ``T2`` — motion, a light switched on, a scene cut —
+passes untouched, and the span between fades from one to the other. ``T1`` and ``T2`` are
+:data:`MOTION_LOW` and :data:`MOTION_HIGH` times the plane's noise level σ, estimated from the
+previous frame pair (a clipped mean of ``d``, robust to the moving part of the picture), so the
+same setting suits clean footage (σ under a code: little is averaged) and a noisy night clip.
+
+The filter moves no brightness: in every row the history's pull is taken back from the averaged
+samples in proportion to their weight, so each row of each plane keeps its mean (a brightness
+change of the grid reaches the output at once, and EVAL.md's MABD is untouched), and the result
+is rounded with a fixed ordered dither (zero mean along every row), so ties such as ``(0 + 1) / 2`` do not all go one
+way. Static noise of variance σ² is left at about ``σ²·(1 − k)/(1 + k)`` (a third at ``strength``
+0.5); a moving edge whose change is under ``T2`` trails by about a frame.
+
+Example:
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> den = TemporalDenoiser(strength=0.5)
+    >>> raw = [np.clip(60 + rng.normal(0, 3, (64, 64)), 0, 255).round().astype(np.uint8) for _ in range(8)]
+    >>> out = [f.copy() for f in raw]
+    >>> for f, o in zip(raw, out):
+    ...     den((f,), (o,))
+    >>> step = lambda frames: np.abs(np.diff(np.array(frames, float), axis=0)).mean()
+    >>> bool(step(out) < 0.6 * step(raw)), abs(float(np.mean(out)) - float(np.mean(raw))) < 0.05
+    (True, True)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from streamfix.grid.planes import Planes
+
+#: default weight of the history for a sample that did not move, in ``[0, 1)``; 0 turns it off
+DEFAULT_STRENGTH = 0.5
+#: a change below MOTION_LOW·σ is noise (fully averaged) …
+MOTION_LOW = 1.0
+#: … and above MOTION_HIGH·σ it is real (passed untouched)
+MOTION_HIGH = 3.0
+#: |d| is clipped at NOISE_CLIP·σ (the previous estimate) before averaging into the new estimate
+NOISE_CLIP = 2.0
+#: E[min(|N|, c)] for a standard normal N and c = NOISE_CLIP: the clipped mean of |d| is σ times this
+_CLIPPED_MEAN = math.sqrt(2.0 / math.pi) * (1.0 - math.exp(-NOISE_CLIP**2 / 2.0)) + NOISE_CLIP * math.erfc(
+    NOISE_CLIP / math.sqrt(2.0))
+#: the noise estimate stays within these bounds, in 8-bit codes (scaled for deeper planes):
+#: below a third of a code nothing is averaged that rounding would not undo; above 8 codes the
+#: "noise" is motion everywhere (a pan), which must not be smeared
+NOISE_MIN = 1.0 / 3.0
+NOISE_MAX = 8.0
+#: noise level assumed for a plane's first frame pair, in 8-bit codes
+NOISE_START = 2.0
+
+
+@numba.njit(parallel=True, fastmath=True, nogil=True, cache=True)
+def _recursive_plane(src: np.ndarray, out: np.ndarray, src_prev: np.ndarray, out_prev: np.ndarray,
+                     high: float, inv_span: float, keep: float, clip: float, top: float) -> float:
+    """One plane, in place. ``src``: this frame's input plane; ``out``: what was made of it (same
+    shape, any strides), denoised in place; ``src_prev`` / ``out_prev``: the previous input and
+    denoised output (contiguous), overwritten with this frame's. Each row keeps the mean of its
+    ``out`` row: the history's pull is taken back from the averaged samples in proportion to
+    their weight. Returns Σ min(|src − src_prev|, clip) over the plane."""
+    h, w = src.shape
+    sums = np.zeros(h)
+    for i in numba.prange(h):
+        val = np.empty(w, np.float32)
+        wt = np.empty(w, np.float32)
+        acc = np.float32(0.0)
+        pull = np.float32(0.0)
+        weight = np.float32(0.0)
+        for j in range(w):
+            a = abs(np.float32(src[i, j]) - np.float32(src_prev[i, j]))
+            k = np.float32(keep) * min(max((np.float32(high) - a) * np.float32(inv_span), np.float32(0.0)),
+                                       np.float32(1.0))
+            o = np.float32(out[i, j])
+            d = k * (np.float32(out_prev[i, j]) - o)
+            val[j] = o + d
+            wt[j] = k
+            pull += d
+            weight += k
+            acc += min(a, np.float32(clip))
+            src_prev[i, j] = src[i, j]
+        back = pull / weight if weight > np.float32(0.0) else np.float32(0.0)
+        phase = 2 * (i & 1)
+        for j in range(w):
+            # rounded with an ordered dither (a fixed pattern, mean 0 in every four samples of a
+            # row): ties such as (0 + 1) / 2 do not all go one way, which would shift a dark frame
+            dither = np.float32((j + phase) & 3) * np.float32(0.25) - np.float32(0.375)
+            v = np.floor(val[j] - wt[j] * back + np.float32(0.5) + dither)
+            v = min(max(v, np.float32(0.0)), np.float32(top))
+            out[i, j] = v
+            out_prev[i, j] = v
+        sums[i] = acc
+    return float(sums.sum())
+
+
+class TemporalDenoiser:
+    """Motion-adaptive recursive noise reduction of an enhanced frame sequence (see the module docs).
+
+    Call it with each frame's input planes and the planes made of them, in order (any number of
+    2-D integer arrays, e.g. Y, U, V; or one packed RGB image as ``(H, W·3)``); it denoises the
+    latter in place and keeps copies of both as its history.
+
+    Args:
+        strength: weight of a still sample's history, in ``[0, 1)``; 0 leaves frames untouched.
+    """
+
+    def __init__(self, strength: float = DEFAULT_STRENGTH) -> None:
+        if not 0.0 <= strength < 1.0:
+            raise ValueError(f"denoise strength must be in [0, 1), got {strength}")
+        self.strength = float(strength)
+        self._scale = 1.0  # code scale of the history's bit depth (2^(bits − 8))
+        self._top = 255.0  # … and its largest code
+        self._src: list[np.ndarray] = []
+        self._out: list[np.ndarray] = []
+        self._sigma: list[float] = []
+
+    def reset(self) -> None:
+        """Forget the history (the next frame passes untouched and starts it afresh)."""
+        self._src, self._out, self._sigma = [], [], []
+
+    @property
+    def noise(self) -> list[float]:
+        """The current noise estimate σ of each input plane's frame-to-frame difference, in codes."""
+        return list(self._sigma)
+
+    def __call__(self, src: tuple[np.ndarray, ...], out: tuple[np.ndarray, ...], bits: int = 8) -> None:
+        """Denoise ``out`` (made of ``src``: same shapes, 2-D uint8 / uint16 of ``bits``-bit codes)
+        in place. A change of shapes, dtype or depth restarts the history."""
+        if self.strength == 0.0:
+            return
+        scale = float(1 << (bits - 8)) if bits > 8 else 1.0
+        if scale != self._scale or len(self._src) != len(src) or any(
+                h.shape != p.shape or h.dtype != p.dtype for h, p in zip(self._src, src, strict=True)):
+            self._src = [np.ascontiguousarray(p).copy() for p in src]
+            self._out = [np.ascontiguousarray(p).copy() for p in out]
+            self._scale, self._top = scale, float((1 << bits) - 1)
+            self._sigma = [NOISE_START * scale] * len(src)
+            return
+        for n, (s, o) in enumerate(zip(src, out, strict=True)):
+            sigma = self._sigma[n]
+            low, high = MOTION_LOW * sigma, MOTION_HIGH * sigma
+            clip = NOISE_CLIP * sigma
+            total = _recursive_plane(s, o, self._src[n], self._out[n], high, 1.0 / (high - low),
+                                     self.strength, clip, self._top)
+            est = total / max(s.size, 1) / _CLIPPED_MEAN
+            self._sigma[n] = min(max(est, NOISE_MIN * scale), NOISE_MAX * scale)
+
+    def planes(self, src: Planes, out: Planes) -> None:
+        """Denoise the YUV frame ``out``, made of ``src``, in place."""
+        self((src.y, src.u, src.v), (out.y, out.u, out.v), src.fmt.bit_depth)
+
+    def rgb(self, src: np.ndarray, out: np.ndarray) -> None:
+        """Denoise the packed ``(H, W, 3)`` image ``out``, made of ``src``, in place (each channel
+        keeps its row means)."""
+        self(tuple(src[..., c] for c in range(src.shape[2])), tuple(out[..., c] for c in range(out.shape[2])))
