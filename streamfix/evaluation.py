@@ -174,10 +174,13 @@ def make_baselines(names: Sequence[str], sci_dir: Path | None, notes: list[str])
 
 
 def engine_method(
-    name: str, weights: str | os.PathLike[str] | None = None, temporal: bool = True, temporal_strength: float = 0.6
+    name: str, weights: str | os.PathLike[str] | None = None, temporal: bool = True, temporal_strength: float = 0.6,
+    denoise: float = 0.5,
 ) -> Method:
     """The engine as a method: images via :meth:`Enhancer.enhance_rgb`, video via the pipeline's
-    :func:`~streamfix.pipeline.enhance_frame` (YUV planes) with a temporal filter."""
+    :func:`~streamfix.pipeline.enhance_frame` (YUV planes) with a temporal filter and the temporal
+    denoiser of strength ``denoise`` (0: none)."""
+    from streamfix.denoise import TemporalDenoiser
     from streamfix.engines import create_engine
     from streamfix.enhancer import Enhancer
     from streamfix.temporal import TemporalFilter
@@ -189,7 +192,8 @@ def engine_method(
     def make_video() -> Callable[[object], tuple[Frame, Frame]]:
         from streamfix.pipeline import enhance_frame
 
-        enh = Enhancer(engine, temporal=TemporalFilter(temporal_strength) if temporal else None)
+        enh = Enhancer(engine, temporal=TemporalFilter(temporal_strength) if temporal else None,
+                       denoiser=TemporalDenoiser(denoise) if denoise > 0 else None)
         clocks.append(enh.clock)
         engine.scene_cut()  # a new video: nothing carries over from the previous one
 
@@ -201,7 +205,7 @@ def engine_method(
 
     def timing() -> dict[str, float]:
         res = {}
-        for stage in ("thumbnail", "engine", "slice"):
+        for stage in ("thumbnail", "engine", "slice", "denoise"):
             vals = [v for c in clocks for v in c.ms.get(stage, [])]
             if vals:
                 res[stage] = float(np.mean(vals))

@@ -141,5 +141,8 @@ def test_eval_face_split_and_errors(tmp_path: Path, capsys: pytest.CaptureFixtur
                  "--out", str(tmp_path / "o")]) == 2
     assert main(["eval", "--engine", "none", "--baselines", "identity", "--images", str(tmp_path / "missing"),
                  "--out", str(tmp_path / "o")]) == 1
+    capsys.readouterr()
+    assert main(["eval", "--engine", "sci", "--pairs", str(pairs), "--denoise", "1", "--out", str(tmp_path / "o")]) == 2
+    assert "--denoise must be below 1" in capsys.readouterr().err
     notes: list[str] = []
     assert E.make_baselines(["sci-official"], tmp_path, notes) == [] and len(notes) == 2

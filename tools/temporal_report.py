@@ -8,7 +8,8 @@ Sections:
   real       EVAL.md temporal metrics (streamfix.metrics.TemporalMeter) on
              ../shared/data/video_night_city/dark.mp4 (the pipeline's YUV path) and on every
              lowlight_phone_frames scene (RGB path), each engine with temporal off / smooth /
-             adaptive.
+             adaptive / adaptive with the temporal denoiser (streamfix.denoise; the default of
+             `streamfix enhance`).
   synthetic  a static dark scene where a light is switched on (frame 60), a pan from shadow
              into sun (brightness ramp over frames 60-80) and an engine that changes its mind
              with no change in the input (frame 60); every engine wrapped in a ±10 % brightness
@@ -46,6 +47,8 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from streamfix.denoise import DEFAULT_STRENGTH as DEFAULT_DENOISE  # noqa: E402
+from streamfix.denoise import TemporalDenoiser  # noqa: E402
 from streamfix.engines import create_engine  # noqa: E402
 from streamfix.engines.registry import Engine, EngineCard  # noqa: E402
 from streamfix.enhancer import Enhancer  # noqa: E402
@@ -63,7 +66,9 @@ DARK = SHARED / "video_night_city" / "dark.mp4"
 DAY = SHARED / "video_night_city" / "normal_daytime_same_scene.mp4"
 PHONE = SHARED / "lowlight_phone_frames"
 SCI_OFFICIAL = SHARED / "sci_weights" / "difficult.pt"
-MODES = ("off", "smooth", "adaptive")
+#: temporal off / smooth / adaptive, and adaptive with the temporal denoiser (what `streamfix enhance` does)
+MODES = ("off", "smooth", "adaptive", "adaptive+denoise")
+DENOISED = "+denoise"
 FPS = 30.0
 
 
@@ -110,14 +115,17 @@ def make_engine(name: str, args: argparse.Namespace) -> Engine:
 
 
 def make_filter(mode: str, strength: float | None = None) -> TemporalFilter | None:
+    mode = mode.removesuffix(DENOISED)
     if mode == "off":
         return None
     return TemporalFilter(DEFAULT_STRENGTH if strength is None else strength, mode=mode, fps=FPS)
 
 
 def make_enhancer(engine: Engine, mode: str, every: int = 1) -> Enhancer:
-    """The engine behind the ``mode`` filter, run on every ``every``-th frame (``--engine-every``)."""
-    return Enhancer(engine, temporal=make_filter(mode), engine_every=every)
+    """The engine behind the ``mode`` filter, run on every ``every``-th frame (``--engine-every``);
+    ``…+denoise`` modes add the temporal denoiser at its default strength."""
+    denoiser = TemporalDenoiser(DEFAULT_DENOISE) if mode.endswith(DENOISED) else None
+    return Enhancer(engine, temporal=make_filter(mode), engine_every=every, denoiser=denoiser)
 
 
 class AutoExposureEngine(Engine):
@@ -230,7 +238,7 @@ def section_real(args: argparse.Namespace, engines: list[str]) -> dict:
     res: dict = {}
     keys = ("flicker_ratio", "gain", "flicker_over_gain", "mabd_ratio", "mabd_over_gain")
     print("\n## Real data: EVAL.md temporal metrics (temporal off / smooth / adaptive, strength "
-          f"{DEFAULT_STRENGTH})\n")
+          f"{DEFAULT_STRENGTH}; adaptive+denoise adds the temporal denoiser at strength {DEFAULT_DENOISE})\n")
     print("input MABD = the input's mean |Δ mean Y| per frame, in 8-bit code values (the MABD ratio's denominator)\n")
     print("| clip | input MABD | engine | temporal | flicker | gain | flicker/gain | MABD | MABD/gain | cuts |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -252,7 +260,7 @@ def section_real(args: argparse.Namespace, engines: list[str]) -> dict:
                       + f" | {r['scene_cuts']} |", flush=True)
     worst = {}
     for key, r in res.items():
-        if key.endswith("|adaptive") or key.endswith("|smooth"):
+        if not key.endswith("|off"):
             mode = key.rsplit("|", 1)[1]
             w = worst.setdefault(mode, [0.0, 0.0])
             w[0] = max(w[0], r["flicker_over_gain"])

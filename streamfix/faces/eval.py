@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from streamfix.denoise import DEFAULT_STRENGTH as DEFAULT_DENOISE
 from streamfix.errors import UsageError
 from streamfix.faces.args import unit_float
 
@@ -42,6 +43,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="video: engine's temporal filter (default on)")
     p.add_argument("--temporal-strength", type=unit_float("--temporal-strength"), default=0.6,
                    help="video: weight of the previous grid (default 0.6)")
+    p.add_argument("--denoise", type=unit_float("--denoise"), default=DEFAULT_DENOISE, metavar="S",
+                   help=f"video: temporal denoiser's strength, [0, 1); 0 = off (default {DEFAULT_DENOISE})")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     p.set_defaults(func=run)
 
@@ -55,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--sheet-rows must be ≥ 0, --max-frames ≥ 2 and --threads ≥ 1")
     if args.temporal_strength >= 1.0:
         raise UsageError("--temporal-strength must be below 1")
+    if args.denoise >= 1.0:
+        raise UsageError("--denoise must be below 1")
     torch.set_num_threads(args.threads)
     shared = E.default_shared_data()
     notes: list[str] = []
@@ -73,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
         methods += E.make_baselines(["identity"], sci_dir, notes)
         names = names[1:]
     if args.engine != "none":
-        engine = E.engine_method(args.engine, args.weights, args.temporal == "on", args.temporal_strength)
+        engine = E.engine_method(args.engine, args.weights, args.temporal == "on", args.temporal_strength,
+                                 args.denoise)
         if args.engine in E.BASELINES:  # e.g. the identity engine next to the identity baseline
             engine.name = f"{args.engine} (engine)"
         methods.append(engine)
@@ -81,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
     if not methods:
         raise UsageError("no engine and no baseline to score")
     meta = {"engine": args.engine, "weights": str(args.weights) if args.weights else "card", "split": args.split,
-            "threads": args.threads, "temporal": args.temporal, "temporal_strength": args.temporal_strength}
+            "threads": args.threads, "temporal": args.temporal, "temporal_strength": args.temporal_strength,
+            "denoise": args.denoise}
     md, _ = E.run_eval(
         methods, args.out, args.pairs, args.images, args.video, split=args.split, niqe_params=niqe,
         sheet_rows=args.sheet_rows, max_frames=args.max_frames, notes=notes, meta=meta,
