@@ -17,9 +17,10 @@ shrinks). With ``d = |x_t − x_{t−1}|`` the change of an input sample, ``y`` 
 so a sample whose input changed by less than ``T1`` is averaged with its history (weight
 ``strength``), one that changed by more than ``T2`` — motion, a light switched on, a scene cut —
 passes untouched, and the span between fades from one to the other. ``T1`` and ``T2`` are
-:data:`MOTION_LOW` and :data:`MOTION_HIGH` times the plane's noise level σ, estimated from the
-previous frame pair (a clipped mean of ``d``, robust to the moving part of the picture), so the
-same setting suits clean footage (σ under a code: little is averaged) and a noisy night clip.
+:data:`MOTION_LOW` and :data:`MOTION_HIGH` times the plane's noise level σ (the standard
+deviation of a still sample's frame-to-frame difference), estimated from the previous frame pair
+(a clipped mean of ``d``, robust to the moving part of the picture), so the same setting suits
+clean footage (σ under a code: little is averaged) and a noisy night clip.
 
 The filter moves no brightness: in every row the history's pull is taken back from the averaged
 samples in proportion to their weight, so each row of each plane keeps its mean (a brightness
@@ -61,9 +62,9 @@ NOISE_CLIP = 2.0
 #: E[min(|N|, c)] for a standard normal N and c = NOISE_CLIP: the clipped mean of |d| is σ times this
 _CLIPPED_MEAN = math.sqrt(2.0 / math.pi) * (1.0 - math.exp(-NOISE_CLIP**2 / 2.0)) + NOISE_CLIP * math.erfc(
     NOISE_CLIP / math.sqrt(2.0))
-#: the noise estimate stays within these bounds, in 8-bit codes (scaled for deeper planes):
-#: below a third of a code nothing is averaged that rounding would not undo; above 8 codes the
-#: "noise" is motion everywhere (a pan), which must not be smeared
+#: the noise estimate stays within these bounds, in 8-bit codes (scaled for deeper planes): clean
+#: footage still has its ±1-code rounding flicker averaged; above 8 codes the "noise" is motion
+#: everywhere (a pan), which must not be smeared
 NOISE_MIN = 1.0 / 3.0
 NOISE_MAX = 8.0
 #: noise level assumed for a plane's first frame pair, in 8-bit codes
@@ -116,8 +117,8 @@ class TemporalDenoiser:
     """Motion-adaptive recursive noise reduction of an enhanced frame sequence (see the module docs).
 
     Call it with each frame's input planes and the planes made of them, in order (any number of
-    2-D integer arrays, e.g. Y, U, V; or one packed RGB image as ``(H, W·3)``); it denoises the
-    latter in place and keeps copies of both as its history.
+    2-D integer arrays: Y, U and V, or the channels of a packed RGB image); it denoises the latter
+    in place and keeps copies of both as its history.
 
     Args:
         strength: weight of a still sample's history, in ``[0, 1)``; 0 leaves frames untouched.
@@ -139,7 +140,8 @@ class TemporalDenoiser:
 
     @property
     def noise(self) -> list[float]:
-        """The current noise estimate σ of each input plane's frame-to-frame difference, in codes."""
+        """The current noise level σ of each input plane: the standard deviation of a still
+        sample's frame-to-frame difference, in codes (what the motion thresholds are multiples of)."""
         return list(self._sigma)
 
     def __call__(self, src: tuple[np.ndarray, ...], out: tuple[np.ndarray, ...], bits: int = 8) -> None:

@@ -1,12 +1,14 @@
 """What the encoder pays for enhanced content: libx264 on a clip's frames as decoded vs as enhanced.
 
     python tools/encode_cost.py [-i CLIP | --synthetic 1080p] [--engine sci] [--frames 90]
-        [--rounds 3] [--crf 20] [--preset veryfast]
+        [--rounds 3] [--crf 20] [--preset veryfast] [--denoise 0.5]
 
 Decodes ``frames`` frames of CLIP (default ../shared/data/video_night_city/dark.mp4, or the
 synthetic backlit clip ``streamfix bench --synthetic`` makes), enhances
-them with ``engine`` (temporal filter on, as ``streamfix enhance``), keeps both sets in memory,
-then encodes each set ``rounds`` times, alternating, with the bench preset's encoder settings.
+them with ``engine`` (temporal filter on), once without and once with the temporal denoiser
+(``--denoise``, as ``streamfix enhance`` does by default; 0 leaves that set out), keeps the sets in
+memory, then encodes each set ``rounds`` times, alternating, with the bench preset's encoder
+settings.
 Prints the process CPU ms per frame of the encoder (all its threads), the wall ms per frame, and
 the bytes per frame: the part of the pipeline's cost that no enhancement speed-up removes —
 brightened shadows carry more visible noise and detail, which x264 spends time and bits on.
@@ -24,6 +26,7 @@ import av
 import numpy as np
 
 from streamfix.bench import parse_resolution, synthetic_clip
+from streamfix.denoise import DEFAULT_STRENGTH, TemporalDenoiser
 from streamfix.engines import create_engine
 from streamfix.enhancer import Enhancer
 from streamfix.pipeline import enhance_frame
@@ -50,18 +53,18 @@ def encode(frames: list[av.VideoFrame], crf: int, preset: str) -> tuple[float, f
     return cpu * 1e3 / n, wall * 1e3 / n, size // n
 
 
-def load(clip: Path, n: int, enh: Enhancer) -> tuple[list[av.VideoFrame], list[av.VideoFrame]]:
-    """The first ``n`` frames of ``clip`` as decoded (yuv420p) and as enhanced."""
-    original: list[av.VideoFrame] = []
-    enhanced: list[av.VideoFrame] = []
+def load(clip: Path, n: int, enhancers: list[Enhancer]) -> list[list[av.VideoFrame]]:
+    """The first ``n`` frames of ``clip`` as decoded (yuv420p), then as enhanced by each enhancer."""
+    sets: list[list[av.VideoFrame]] = [[] for _ in range(len(enhancers) + 1)]
     with av.open(str(clip)) as c:
         for frame in c.decode(video=0):
-            if len(original) >= n:
+            if len(sets[0]) >= n:
                 break
             frame = frame.reformat(format="yuv420p")
-            original.append(frame)
-            enhanced.append(enhance_frame(enh, frame))
-    return original, enhanced
+            sets[0].append(frame)
+            for out, enh in zip(sets[1:], enhancers, strict=True):
+                out.append(enhance_frame(enh, frame))
+    return sets
 
 
 def main() -> None:
@@ -73,17 +76,25 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--crf", type=int, default=20)
     ap.add_argument("--preset", default="veryfast")
+    ap.add_argument("--denoise", type=float, default=DEFAULT_STRENGTH,
+                    help="strength of the denoised set (0: no such set)")
     args = ap.parse_args()
-    enh = Enhancer(create_engine(args.engine), temporal=TemporalFilter())
-    enh.bind_thread()
+    names = [f"enhanced ({args.engine})"]
+    enhancers = [Enhancer(create_engine(args.engine), temporal=TemporalFilter())]
+    if args.denoise > 0:
+        names.append(f"enhanced ({args.engine}) + denoise {args.denoise:g}")
+        enhancers.append(Enhancer(create_engine(args.engine), temporal=TemporalFilter(),
+                                  denoiser=TemporalDenoiser(args.denoise)))
+    enhancers[0].bind_thread()
     with tempfile.TemporaryDirectory() as work:
         if args.synthetic:
             args.input = synthetic_clip(parse_resolution(args.synthetic), args.frames, Path(work))
-        original, enhanced = load(args.input, args.frames, enh)
-    results: dict[str, list[tuple[float, float, int]]] = {"as decoded": [], f"enhanced ({args.engine})": []}
+        sets = load(args.input, args.frames, enhancers)
+    results: dict[str, list[tuple[float, float, int]]] = {name: [] for name in ["as decoded", *names]}
     for _ in range(args.rounds):
-        for runs, frames in zip(results.values(), (original, enhanced), strict=True):
+        for runs, frames in zip(results.values(), sets, strict=True):
             runs.append(encode(frames, args.crf, args.preset))
+    original = sets[0]
     w, h = original[0].width, original[0].height
     print(f"{args.input.name}: {len(original)} frames {w}x{h}, libx264 {args.preset} crf {args.crf}, "
           f"{args.rounds} rounds alternating (median)\n")
@@ -93,8 +104,10 @@ def main() -> None:
         cpu, wall, size = (float(np.median([r[k] for r in runs])) for k in range(3))
         med[name] = (cpu, size)
         print(f"| {name} | {cpu:.1f} | {wall:.1f} | {size:.0f} |")
-    (c0, s0), (c1, s1) = med.values()
-    print(f"\nenhanced / as decoded: encoder CPU {c1 / c0:.2f}×, bytes {s1 / s0:.2f}×")
+    (c0, s0), *rest = med.values()
+    print()
+    for name, (c1, s1) in zip(names, rest, strict=True):
+        print(f"{name} / as decoded: encoder CPU {c1 / c0:.2f}×, bytes {s1 / s0:.2f}×")
 
 
 if __name__ == "__main__":

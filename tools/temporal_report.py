@@ -2,7 +2,7 @@
 
     python tools/temporal_report.py [--sections real,synthetic,cuts,excnet,adapt]
         [--engines identity,sci,excnet] [--sci-weights PATH] [--backlitnet-weights PATH]
-        [--max-frames N] [--engine-every N] [--json OUT]
+        [--max-frames N] [--engine-every N] [--warping] [--json OUT]
 
 Sections:
   real       EVAL.md temporal metrics (streamfix.metrics.TemporalMeter) on
@@ -196,13 +196,14 @@ def phone_scenes() -> list[tuple[str, list[Path]]]:
 # real data
 
 
-def run_video_pipeline(engine: Engine, mode: str, path: Path, max_frames: int | None, every: int = 1) -> dict:
+def run_video_pipeline(engine: Engine, mode: str, path: Path, max_frames: int | None, every: int = 1,
+                       warping: bool = False) -> dict:
     """dark.mp4 through the pipeline's YUV path (enhance_frame), metered on RGB."""
     from streamfix.pipeline import enhance_frame
 
     enh = make_enhancer(engine, mode, every)
     enh.bind_thread()
-    meter = TemporalMeter()
+    meter = TemporalMeter(warping=warping)
     means: list[float] = []
     t0 = time.perf_counter()
     with av.open(str(path)) as c:
@@ -240,11 +241,13 @@ def section_real(args: argparse.Namespace, engines: list[str]) -> dict:
     print("\n## Real data: EVAL.md temporal metrics (temporal off / smooth / adaptive, strength "
           f"{DEFAULT_STRENGTH}; adaptive+denoise adds the temporal denoiser at strength {DEFAULT_DENOISE})\n")
     print("input MABD = the input's mean |Δ mean Y| per frame, in 8-bit code values (the MABD ratio's denominator)\n")
-    print("| clip | input MABD | engine | temporal | flicker | gain | flicker/gain | MABD | MABD/gain | cuts |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| clip | input MABD | engine | temporal | flicker | gain | flicker/gain | MABD | MABD/gain | cuts"
+          + (" | warping error |" if args.warping else " |"))
+    print("|---|---|---|---|---|---|---|---|---|---|" + ("---|" if args.warping else ""))
     clips: list[tuple[str, Callable[[Engine, str], dict]]] = []
     if DARK.is_file():
-        clips.append(("dark.mp4", lambda e, m: run_video_pipeline(e, m, DARK, args.max_frames, args.engine_every)))
+        clips.append(("dark.mp4", lambda e, m: run_video_pipeline(e, m, DARK, args.max_frames, args.engine_every,
+                                                                 args.warping)))
     else:
         log(f"real: {DARK} absent, skipped")
     for scene, files in phone_scenes():
@@ -257,7 +260,9 @@ def section_real(args: argparse.Namespace, engines: list[str]) -> dict:
                 res[f"{clip}|{name}|{mode}"] = r
                 print(f"| {clip} | {r['input_mabd_codes']:.3f} | {name} | {mode} | "
                       + " | ".join(f"{r[k]:.3f}" for k in keys)
-                      + f" | {r['scene_cuts']} |", flush=True)
+                      + f" | {r['scene_cuts']} |"
+                      + (f" {r['warping_error'] * 1e4:.2f}e-4 |" if "warping_error" in r
+                         else " — |" if args.warping else ""), flush=True)
     worst = {}
     for key, r in res.items():
         if not key.endswith("|off"):
@@ -563,6 +568,8 @@ def main() -> None:
     ap.add_argument("--engine-every", type=engine_every, default=1,
                     help="run the engine on every N-th frame in the real and synthetic sections (default 1)")
     ap.add_argument("--adapt-seconds", type=float, default=2.0)
+    ap.add_argument("--warping", action="store_true",
+                    help="real section: also the warping error (EVAL.md; optical flow on the input) on dark.mp4")
     ap.add_argument("--json", type=Path, help="write all numbers here")
     args = ap.parse_args()
     import numba
