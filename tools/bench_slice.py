@@ -4,7 +4,8 @@
 
 Random 8-bit yuv420p planes and random 16×16×16 grids — a general one (3×4 affines: three table
 lookups per sample) and a neutral one (a gain and a grey offset per cell, as SCI's gain-model
-fits: one lookup per sample); median and min wall ms per frame.
+fits: one lookup per sample); median and min wall ms per frame. Also the temporal denoiser's pass
+over the sliced planes (streamfix.denoise: branch-free, so its cost does not depend on the content).
 The reference is :func:`streamfix.grid.slicing.slice_planes` (the CUDA path's code, on CPU tensors).
 """
 
@@ -17,6 +18,7 @@ import numba
 import numpy as np
 import torch
 
+from streamfix.denoise import TemporalDenoiser
 from streamfix.grid.bilateral import BilateralGrid
 from streamfix.grid.colour import PlaneFormat
 from streamfix.grid.kernels import is_neutral, slice_planes_cpu
@@ -61,6 +63,9 @@ def main() -> None:
     out = Planes.empty_like(p)
     fused = timeit(lambda: slice_planes_cpu(p, grid, out), args.reps)
     fused_neutral = timeit(lambda: slice_planes_cpu(p, neutral, out), args.reps)
+    den = TemporalDenoiser()
+    den.planes(p, out)  # starts its history
+    denoise = timeit(lambda: den.planes(p, out), args.reps)
     ty, tu, tv = (torch.from_numpy(a) for a in (p.y, p.u, p.v))
     ref = timeit(lambda: slice_planes(ty, tu, tv, grid, fmt), args.ref_reps)
     print(f"{w}x{h} yuv420p, grid 16x16x16, {args.threads} threads")
@@ -68,6 +73,7 @@ def main() -> None:
     print(f"| fused numba kernel (planes), general grid | {fused[0]:.1f} | {fused[1]:.1f} |")
     print(f"| fused numba kernel (planes), neutral grid | {fused_neutral[0]:.1f} | {fused_neutral[1]:.1f} |")
     print(f"| grid_sample reference (torch) | {ref[0]:.1f} | {ref[1]:.1f} |")
+    print(f"| temporal denoiser (Y, U, V), after slicing | {denoise[0]:.2f} | {denoise[1]:.2f} |")
     print(f"speed-up over the reference (median): {ref[0] / fused[0]:.1f}x general, "
           f"{ref[0] / fused_neutral[0]:.1f}x neutral")
     # the kernel's parts, as CPU time of this thread (robust to other load on the machine)

@@ -2,7 +2,7 @@
 
     python tools/temporal_report.py [--sections real,synthetic,cuts,excnet,adapt]
         [--engines identity,sci,excnet] [--sci-weights PATH] [--backlitnet-weights PATH]
-        [--max-frames N] [--engine-every N] [--warping] [--json OUT]
+        [--max-frames N] [--engine-every N] [--modes off,smooth,…] [--warping] [--json OUT]
 
 Sections:
   real       EVAL.md temporal metrics (streamfix.metrics.TemporalMeter) on
@@ -255,7 +255,7 @@ def section_real(args: argparse.Namespace, engines: list[str]) -> dict:
         clips.append((f"phone/{scene}", lambda e, m, fr=frames: run_frames(e, m, fr, args.engine_every)))
     for clip, fn in clips:
         for name in engines:
-            for mode in MODES:
+            for mode in args.modes:
                 r = fn(make_engine(name, args), mode)
                 res[f"{clip}|{name}|{mode}"] = r
                 print(f"| {clip} | {r['input_mabd_codes']:.3f} | {name} | {mode} | "
@@ -568,10 +568,16 @@ def main() -> None:
     ap.add_argument("--engine-every", type=engine_every, default=1,
                     help="run the engine on every N-th frame in the real and synthetic sections (default 1)")
     ap.add_argument("--adapt-seconds", type=float, default=2.0)
+    ap.add_argument("--modes", default=",".join(MODES),
+                    help=f"real section: the temporal modes to run (default {','.join(MODES)})")
     ap.add_argument("--warping", action="store_true",
                     help="real section: also the warping error (EVAL.md; optical flow on the input) on dark.mp4")
     ap.add_argument("--json", type=Path, help="write all numbers here")
     args = ap.parse_args()
+    args.modes = [m for m in args.modes.split(",") if m]
+    unknown = set(args.modes) - set(MODES)
+    if unknown:
+        ap.error(f"unknown mode(s) {', '.join(sorted(unknown))}; known: {', '.join(MODES)}")
     import numba
 
     numba.set_num_threads(1)
