@@ -45,9 +45,12 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numba
 import numpy as np
+import torch
 
 from streamfix.grid.planes import Planes
 
@@ -113,6 +116,28 @@ def _recursive_plane(src: np.ndarray, out: np.ndarray, src_prev: np.ndarray, out
     return float(sums.sum())
 
 
+def _recursive_plane_torch(src: torch.Tensor, out: torch.Tensor, src_prev: torch.Tensor, out_prev: torch.Tensor,
+                           high: float, inv_span: float, keep: float, clip: float,
+                           top: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_recursive_plane` in torch ops, for planes that live on a GPU (the device path):
+    returns the denoised plane (a new tensor of ``out``'s dtype) and Σ min(|src − src_prev|, clip)
+    as a 0-d tensor; ``src_prev`` and ``out_prev`` are overwritten with this frame's."""
+    h, w = src.shape
+    o = out.to(torch.float32)
+    a = (src.to(torch.float32) - src_prev.to(torch.float32)).abs()
+    k = keep * ((high - a) * inv_span).clamp_(0.0, 1.0)
+    d = k * (out_prev.to(torch.float32) - o)
+    weight = k.sum(dim=1, keepdim=True)
+    back = torch.where(weight > 0, d.sum(dim=1, keepdim=True) / weight.clamp(min=1e-30), torch.zeros_like(weight))
+    rows = torch.arange(h, device=src.device).view(h, 1)
+    cols = torch.arange(w, device=src.device).view(1, w)
+    dither = ((cols + 2 * (rows & 1)) & 3).to(torch.float32) * 0.25 - 0.375
+    v = torch.floor(o + d - k * back + 0.5 + dither).clamp_(0.0, top)
+    src_prev.copy_(src)
+    out_prev.copy_(v)
+    return v.to(out.dtype), a.clamp_(max=clip).sum()
+
+
 class TemporalDenoiser:
     """Motion-adaptive recursive noise reduction of an enhanced frame sequence (see the module docs).
 
@@ -147,24 +172,59 @@ class TemporalDenoiser:
     def __call__(self, src: tuple[np.ndarray, ...], out: tuple[np.ndarray, ...], bits: int = 8) -> None:
         """Denoise ``out`` (made of ``src``: same shapes, 2-D uint8 / uint16 of ``bits``-bit codes)
         in place. A change of shapes, dtype or depth restarts the history."""
+
+        def plane(n: int, high: float, inv_span: float, clip: float) -> float:
+            return _recursive_plane(src[n], out[n], self._src[n], self._out[n], high, inv_span, self.strength,
+                                    clip, self._top)
+
+        if self._started(src, out, bits, lambda p: np.ascontiguousarray(p).copy()):
+            self._step(len(src), [s.size for s in src], plane)
+
+    def tensors(self, src: tuple[torch.Tensor, ...], out: tuple[torch.Tensor, ...],
+                bits: int = 8) -> tuple[torch.Tensor, ...]:
+        """:meth:`__call__` for planes held as tensors (on a GPU: the device path); returns the
+        denoised planes as new tensors (``out`` unchanged)."""
+        result = list(out)
+
+        def plane(n: int, high: float, inv_span: float, clip: float) -> torch.Tensor:
+            result[n], total = _recursive_plane_torch(src[n], out[n], self._src[n], self._out[n], high, inv_span,
+                                                      self.strength, clip, self._top)
+            return total
+
+        if self._started(src, out, bits, lambda p: p.contiguous().clone()):
+            self._step(len(src), [s.numel() for s in src], plane)
+        return tuple(result)
+
+    def _started(self, src: tuple, out: tuple, bits: int, copy: Callable[[Any], Any]) -> bool:
+        """True when the history fits this frame (same kind, shapes, dtypes, depth); else it
+        restarts from this frame (copies of ``src`` and ``out``), which passes untouched."""
         if self.strength == 0.0:
-            return
+            return False
         scale = float(1 << (bits - 8)) if bits > 8 else 1.0
-        if scale != self._scale or len(self._src) != len(src) or any(
-                h.shape != p.shape or h.dtype != p.dtype for h, p in zip(self._src, src, strict=True)):
-            self._src = [np.ascontiguousarray(p).copy() for p in src]
-            self._out = [np.ascontiguousarray(p).copy() for p in out]
+        fits = scale == self._scale and len(self._src) == len(src) and all(
+            type(h) is type(p) and h.shape == p.shape and h.dtype == p.dtype
+            and getattr(h, "device", None) == getattr(p, "device", None)
+            for h, p in zip(self._src, src, strict=True))
+        if not fits:
+            self._src = [copy(p) for p in src]
+            self._out = [copy(p) for p in out]
             self._scale, self._top = scale, float((1 << bits) - 1)
             self._sigma = [NOISE_START * scale] * len(src)
-            return
-        for n, (s, o) in enumerate(zip(src, out, strict=True)):
+        return fits
+
+    def _step(self, planes: int, sizes: list[int], plane: Callable[[int, float, float, float], Any]) -> None:
+        """Run ``plane(n, T2, 1 / (T2 − T1), clip)`` for each plane; update the noise estimates
+        from the clipped sums it returns (floats, or 0-d tensors read once per frame)."""
+        totals = []
+        for n in range(planes):
             sigma = self._sigma[n]
             low, high = MOTION_LOW * sigma, MOTION_HIGH * sigma
-            clip = NOISE_CLIP * sigma
-            total = _recursive_plane(s, o, self._src[n], self._out[n], high, 1.0 / (high - low),
-                                     self.strength, clip, self._top)
-            est = total / max(s.size, 1) / _CLIPPED_MEAN
-            self._sigma[n] = min(max(est, NOISE_MIN * scale), NOISE_MAX * scale)
+            totals.append(plane(n, high, 1.0 / (high - low), NOISE_CLIP * sigma))
+        if totals and isinstance(totals[0], torch.Tensor):
+            totals = torch.stack(totals).tolist()
+        for n, total in enumerate(totals):
+            est = float(total) / max(sizes[n], 1) / _CLIPPED_MEAN
+            self._sigma[n] = min(max(est, NOISE_MIN * self._scale), NOISE_MAX * self._scale)
 
     def planes(self, src: Planes, out: Planes) -> None:
         """Denoise the YUV frame ``out``, made of ``src``, in place."""

@@ -154,6 +154,20 @@ class Enhancer:
             slice_into(planes, grid, out, self.device)
         self._denoise(grid, lambda d: d.planes(planes, out))
 
+    def denoise_tensors(self, grid: BilateralGrid, src: tuple[torch.Tensor, ...],
+                        out: tuple[torch.Tensor, ...], bits: int) -> tuple[torch.Tensor, ...]:
+        """The device path's denoising (timed): ``out``, planes sliced with ``grid`` from ``src``
+        and held as tensors, denoised into new tensors (or returned as they are, as :meth:`apply`
+        would leave them)."""
+        result = out
+
+        def run(d: TemporalDenoiser) -> None:
+            nonlocal result
+            result = d.tensors(src, out, bits)
+
+        self._denoise(grid, run)
+        return result
+
     def _denoise(self, grid: BilateralGrid, run: Callable[[TemporalDenoiser], None]) -> None:
         """Denoise the frame just sliced with ``grid`` (timed); a frame the grid left unchanged is
         left alone (the ``identity`` engine, strength 0) and restarts the denoiser's history."""

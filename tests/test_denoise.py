@@ -158,3 +158,26 @@ def test_enhancer_denoises_yuv_planes_and_times_it() -> None:
             ys[denoise].append(out.y.copy())
         assert len(enh.clock.ms.get("denoise", [])) == (6 if denoise else 0)
     assert step_noise(ys[True][2:]) < 0.7 * step_noise(ys[False][2:])
+
+
+def test_torch_planes_are_denoised_as_the_numba_kernel_does() -> None:
+    """The device path's torch version (run here on CPU tensors) against the numba kernel: the
+    same codes but for rare float-summation ties, the same noise estimates."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(8)
+    scene = np.tile(np.linspace(5, 120, 96), (64, 1))
+    frames = [noisy(scene, 3.0, rng) for _ in range(6)]
+    made = [np.clip(f.astype(np.int32) * 2, 0, 255).astype(np.uint8) for f in frames]
+    made[3][10:20, 10:40] = 250  # something moved
+    ref = TemporalDenoiser(0.5)
+    dev = TemporalDenoiser(0.5)
+    for f, m in zip(frames, made, strict=True):
+        a = m.copy()
+        ref((f,), (a,))
+        m_before = m.copy()
+        (b,) = dev.tensors((torch.from_numpy(f),), (torch.from_numpy(m),))
+        assert np.array_equal(m, m_before)  # tensors() returns new planes, ``out`` is left as it was
+        assert b.dtype == torch.uint8
+        diff = np.abs(a.astype(int) - b.numpy().astype(int))
+        assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+        assert dev.noise[0] == pytest.approx(ref.noise[0], rel=1e-4)

@@ -36,7 +36,7 @@ import torch
 
 from streamfix.enhancer import Enhancer
 from streamfix.events import Bus
-from streamfix.gpu.slicing import slice_nv12, table_dtype, value_tables
+from streamfix.gpu.slicing import deinterleave_nv12, slice_nv12, table_dtype, value_tables
 from streamfix.grid.bilateral import Thumbnail
 from streamfix.grid.colour import PlaneFormat
 from streamfix.grid.thumbnail import thumbnail_size
@@ -213,7 +213,8 @@ def enhance_device_frame(enhancer: Enhancer, frame: av.VideoFrame, bus: Bus | No
 
     Stage times land in ``enhancer.clock`` as on the CPU path: ``thumbnail`` (planes to tensors,
     shrink, colour, to the engine), ``engine`` / ``temporal`` (:meth:`Enhancer.grid_for`), ``slice``
-    (tables, slicing and the download).
+    (tables, slicing and the download) and, with a denoiser, ``denoise`` (on the device, before the
+    download).
     """
     path = device_path(enhancer, bus)
     layout = device_layout(frame)
@@ -239,10 +240,15 @@ def enhance_device_frame(enhancer: Enhancer, frame: av.VideoFrame, bus: Bus | No
     t1 = time.perf_counter()
     tables = value_tables(grid, fmt, path.device, path.dtype or table_dtype(fmt, path.device))
     planes = slice_nv12(y16, uv16, grid, fmt, tables=tables)
+    sliced = time.perf_counter() - t1
+    if enhancer.denoiser is not None:
+        u_in, v_in = deinterleave_nv12(uv16, (frame.height, frame.width))
+        planes = enhancer.denoise_tensors(grid, (y16, u_in, v_in), planes, bits)
+    t2 = time.perf_counter()
     out = av.VideoFrame(frame.width, frame.height, out_name)
     copy_props(frame, out)
     download_into(planes, out, fmt, path)
-    enhancer.clock.add("slice", time.perf_counter() - t1)
+    enhancer.clock.add("slice", sliced + time.perf_counter() - t2)
     return out
 
 
