@@ -350,8 +350,9 @@ def test_cli_missing_source_and_bad_flags(capsys, tmp_path):
     assert main(["live", "rtsp://127.0.0.1:1/x", "--loop"]) == 2
     assert main(["live", "webcam:0", "--port", "70000"]) == 2
     assert main(["live", "webcam:0", "--out", "ftp://x/y"]) == 2
+    assert main(["live", "webcam:0", "--denoise", "1"]) == 2
     err = capsys.readouterr().err
-    assert err.count("streamfix: error:") == 3
+    assert err.count("streamfix: error:") == 4 and "--denoise / [denoise] strength must be in [0, 1)" in err
 
 
 def test_cli_missing_webcam_is_an_input_error(capsys):
