@@ -230,23 +230,19 @@ def test_usage_errors(cli, tmp_path, clips, args, expect):
     assert not out.exists()
 
 
-@pytest.mark.parametrize("value", ["1", "-0.1", "'0.5'", "true"])
-def test_preset_denoise_is_checked(cli, tmp_path, clips, value):
+@pytest.mark.parametrize(
+    ("preset_text", "expect"),
+    [(f"[enhance]\nengine_every = {v}\n", "[enhance] engine_every must be a whole number")
+     for v in ("0", "1.5", "'2'", "true")]
+    + [(f"[denoise]\nstrength = {v}\n", "[denoise] strength must be in [0, 1)")
+       for v in ("1", "-0.1", "'0.5'", "true")],
+)
+def test_preset_values_are_checked(cli, tmp_path, clips, preset_text, expect):
     preset = tmp_path / "p.toml"
-    preset.write_text(f"[denoise]\nstrength = {value}\n")
+    preset.write_text(preset_text)
     out = tmp_path / "out.mp4"
     line = _fails(cli, tmp_path, 2, "-i", clips.one_frame.path, "-o", out, *FAST, "--pipeline", preset)
-    assert "[denoise] strength must be in [0, 1)" in line
-    assert not out.exists()
-
-
-@pytest.mark.parametrize("value", ["0", "1.5", "'2'", "true"])
-def test_preset_engine_every_is_checked(cli, tmp_path, clips, value):
-    preset = tmp_path / "p.toml"
-    preset.write_text(f"[enhance]\nengine_every = {value}\n")
-    out = tmp_path / "out.mp4"
-    line = _fails(cli, tmp_path, 2, "-i", clips.one_frame.path, "-o", out, *FAST, "--pipeline", preset)
-    assert "[enhance] engine_every must be a whole number" in line
+    assert expect in line
     assert not out.exists()
 
 
