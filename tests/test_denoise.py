@@ -181,3 +181,15 @@ def test_torch_planes_are_denoised_as_the_numba_kernel_does() -> None:
         diff = np.abs(a.astype(int) - b.numpy().astype(int))
         assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
         assert dev.noise[0] == pytest.approx(ref.noise[0], rel=1e-4)
+
+
+def test_the_presets_state_the_denoisers_default() -> None:
+    """The built-in defaults, every shipped pipeline preset and the module agree on the strength."""
+    from pathlib import Path
+
+    from streamfix.denoise import DEFAULT_STRENGTH
+    from streamfix.presets import DEFAULTS, load_preset
+
+    assert DEFAULTS["denoise"]["strength"] == DEFAULT_STRENGTH
+    for preset in sorted((Path(__file__).resolve().parents[1] / "pipelines").glob("*.toml")):
+        assert load_preset(preset)["denoise"]["strength"] == DEFAULT_STRENGTH, preset.name

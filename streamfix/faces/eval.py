@@ -6,9 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from streamfix.denoise import DEFAULT_STRENGTH as DEFAULT_DENOISE
 from streamfix.errors import UsageError
 from streamfix.faces.args import unit_float
+from streamfix.presets import DEFAULTS
+
+#: the temporal denoiser's default strength (as `streamfix enhance`'s)
+DEFAULT_DENOISE = float(DEFAULTS["denoise"]["strength"])
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
