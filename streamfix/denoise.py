@@ -24,10 +24,11 @@ clean footage (σ under a code: little is averaged) and a noisy night clip.
 
 The filter moves no brightness: in every row the history's pull is taken back from the averaged
 samples in proportion to their weight, so each row of each plane keeps its mean (a brightness
-change of the grid reaches the output at once, and EVAL.md's MABD is untouched), and the result
-is rounded with a fixed ordered dither (zero mean along every row), so ties such as ``(0 + 1) / 2`` do not all go one
-way. Static noise of variance σ² is left at about ``σ²·(1 − k)/(1 + k)`` (a third at ``strength``
-0.5); a moving edge whose change is under ``T2`` trails by about a frame.
+change of the grid reaches the output at once, and EVAL.md's MABD is untouched); the result is
+rounded half to even (an ordered dither instead cost x264 ≈ 15 % more bits on dark.mp4: it draws
+a fixed pattern into flat areas). Static noise of variance σ² is left at about
+``σ²·(1 − k)/(1 + k)`` (a third at ``strength`` 0.5); a moving edge whose change is under ``T2``
+trails by about a frame.
 
 Example:
     >>> import numpy as np
@@ -103,12 +104,8 @@ def _recursive_plane(src: np.ndarray, out: np.ndarray, src_prev: np.ndarray, out
             acc += min(a, np.float32(clip))
             src_prev[i, j] = src[i, j]
         back = pull / weight if weight > np.float32(0.0) else np.float32(0.0)
-        phase = 2 * (i & 1)
         for j in range(w):
-            # rounded with an ordered dither (a fixed pattern, mean 0 in every four samples of a
-            # row): ties such as (0 + 1) / 2 do not all go one way, which would shift a dark frame
-            dither = np.float32((j + phase) & 3) * np.float32(0.25) - np.float32(0.375)
-            v = np.floor(val[j] - wt[j] * back + np.float32(0.5) + dither)
+            v = np.rint(val[j] - wt[j] * back)
             v = min(max(v, np.float32(0.0)), np.float32(top))
             out[i, j] = v
             out_prev[i, j] = v
@@ -122,17 +119,13 @@ def _recursive_plane_torch(src: torch.Tensor, out: torch.Tensor, src_prev: torch
     """:func:`_recursive_plane` in torch ops, for planes that live on a GPU (the device path):
     returns the denoised plane (a new tensor of ``out``'s dtype) and Σ min(|src − src_prev|, clip)
     as a 0-d tensor; ``src_prev`` and ``out_prev`` are overwritten with this frame's."""
-    h, w = src.shape
     o = out.to(torch.float32)
     a = (src.to(torch.float32) - src_prev.to(torch.float32)).abs()
     k = keep * ((high - a) * inv_span).clamp_(0.0, 1.0)
     d = k * (out_prev.to(torch.float32) - o)
     weight = k.sum(dim=1, keepdim=True)
     back = torch.where(weight > 0, d.sum(dim=1, keepdim=True) / weight.clamp(min=1e-30), torch.zeros_like(weight))
-    rows = torch.arange(h, device=src.device).view(h, 1)
-    cols = torch.arange(w, device=src.device).view(1, w)
-    dither = ((cols + 2 * (rows & 1)) & 3).to(torch.float32) * 0.25 - 0.375
-    v = torch.floor(o + d - k * back + 0.5 + dither).clamp_(0.0, top)
+    v = torch.round(o + d - k * back).clamp_(0.0, top)
     src_prev.copy_(src)
     out_prev.copy_(v)
     return v.to(out.dtype), a.clamp_(max=clip).sum()

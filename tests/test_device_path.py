@@ -274,7 +274,9 @@ def test_identity_grid_on_device_keeps_the_frame_within_one_code() -> None:
 
 def test_device_path_denoises_like_the_cpu_path(tiny_sci_weights: Path) -> None:
     """Noisy NV12 frames through the device path (on CPU tensors here) with the temporal denoiser:
-    the same output as the CPU path within a code, and steadier than without the denoiser."""
+    the same output as the CPU path within two codes (the paths' grids differ by a code from
+    their thumbnails' rounding, and each denoiser carries its own rounded history), and steadier
+    than without the denoiser."""
     from streamfix.denoise import TemporalDenoiser
     from streamfix.temporal import TemporalFilter
 
@@ -301,7 +303,7 @@ def test_device_path_denoises_like_the_cpu_path(tiny_sci_weights: Path) -> None:
         assert out is not None
         b = planes_of(out)
         for x, y in ((a.y, b.y), (a.u, b.u), (a.v, b.v)):
-            assert max_diff(x, y) <= 1
+            assert max_diff(x, y) <= 2 and np.abs(x.astype(int) - y).mean() < 0.05
         ys["cpu"].append(a.y.astype(float))
         ys["dev"].append(b.y.astype(float))
         ys["plain"].append(planes_of(enhance_device_frame(plain, nv)).y.astype(float))
