@@ -23,10 +23,10 @@ deviation of a still sample's frame-to-frame difference), estimated from the pre
 clean footage (σ under a code: little is averaged) and a noisy night clip.
 
 The filter moves no brightness: in every row the history's pull is taken back from the averaged
-samples in proportion to their weight, so each row of each plane keeps its mean (a brightness
-change of the grid reaches the output at once, and EVAL.md's MABD is untouched); the result is
-rounded half to even (an ordered dither instead cost x264 ≈ 15 % more bits on dark.mp4: it draws
-a fixed pattern into flat areas). Static noise of variance σ² is left at about
+samples in proportion to their weight, so each row of each plane keeps its mean up to the final
+rounding (a brightness change of the grid reaches the output at once; EVAL.md's MABD moves by
+hundredths). The result is rounded half to even (an ordered dither kept the means closer but cost
+x264 ≈ 15 % more bits on dark.mp4: it draws a fixed pattern into flat areas). Static noise of variance σ² is left at about
 ``σ²·(1 − k)/(1 + k)`` (a third at ``strength`` 0.5); a moving edge whose change is under ``T2``
 trails by about a frame.
 
