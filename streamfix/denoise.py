@@ -26,9 +26,9 @@ The filter moves no brightness: in every row the history's pull is taken back fr
 samples in proportion to their weight, so each row of each plane keeps its mean up to the final
 rounding (a brightness change of the grid reaches the output at once; EVAL.md's MABD moves by
 hundredths). The result is rounded half to even (an ordered dither kept the means closer but cost
-x264 ≈ 15 % more bits on dark.mp4: it draws a fixed pattern into flat areas). Static noise of variance σ² is left at about
-``σ²·(1 − k)/(1 + k)`` (a third at ``strength`` 0.5); a moving edge whose change is under ``T2``
-trails by about a frame.
+x264 ≈ 15 % more bits on dark.mp4: it draws a fixed pattern into flat areas). Static noise of
+variance σ² is left at about ``σ²·(1 − k)/(1 + k)`` (a third at ``strength`` 0.5); a moving edge
+whose change is under ``T2`` trails by about a frame.
 
 Example:
     >>> import numpy as np
