@@ -43,7 +43,8 @@ from streamfix.io.writer import EncodeOptions
 from streamfix.pipeline import enhance_frame, transcode
 from streamfix.synth import backlit_frame, write_backlit_clip
 from streamfix.telemetry import GpuSampler, format_gpu
-from streamfix.temporal import TemporalFilter
+from streamfix.temporal import DEFAULT_MODE, TemporalFilter, resolve_mode
+from streamfix.temporal import DEFAULT_STRENGTH as DEFAULT_TEMPORAL_STRENGTH
 
 #: named resolutions for --synthetic and the scaling sweep
 RESOLUTIONS = {
@@ -98,23 +99,36 @@ class RunStats:
         return self.frames / self.seconds if self.seconds else 0.0
 
 
-def make_enhancer(engine: str, weights: Path | None, backend: Backend, engine_every: int = 1,
-                  denoise: float = DEFAULT_DENOISE, passthrough: bool = False) -> Enhancer:
-    """The enhancer a transcode would build: the engine, the default temporal filter, ``engine_every``
-    and a :class:`~streamfix.denoise.TemporalDenoiser` of strength ``denoise`` (0: none)."""
-    return Enhancer(create_backend_engine(engine, weights, backend), backend.device, 1.0, TemporalFilter(),
-                    passthrough=passthrough, engine_every=engine_every,
-                    denoiser=TemporalDenoiser(denoise) if denoise > 0 and not passthrough else None)
+@dataclass(frozen=True)
+class Tuning:
+    """What a transcode sets besides the engine, as the bench runs it: the engine on every
+    ``engine_every``-th frame, the temporal filter (``temporal`` mode ``off`` / ``smooth`` /
+    ``adaptive`` at ``temporal_strength``) and the temporal denoiser's strength (0: none)."""
+
+    engine_every: int = 1
+    denoise: float = DEFAULT_DENOISE
+    temporal: str = DEFAULT_MODE
+    temporal_strength: float = DEFAULT_TEMPORAL_STRENGTH
+
+
+def make_enhancer(engine: str, weights: Path | None, backend: Backend, tuning: Tuning = Tuning(),
+                  passthrough: bool = False) -> Enhancer:
+    """The enhancer a transcode would build with ``tuning`` (a passthrough: the engine alone)."""
+    mode = resolve_mode(tuning.temporal)
+    temporal = TemporalFilter(tuning.temporal_strength, mode=mode) if mode != "off" else None
+    return Enhancer(create_backend_engine(engine, weights, backend), backend.device, 1.0, temporal,
+                    passthrough=passthrough, engine_every=tuning.engine_every,
+                    denoiser=TemporalDenoiser(tuning.denoise) if tuning.denoise > 0 and not passthrough else None)
 
 
 def run_pipeline(src: Path, engine: str, weights: Path | None, backend: Backend, options: EncodeOptions,
-                 frames: int, workdir: Path, engine_every: int = 1, denoise: float = DEFAULT_DENOISE) -> RunStats:
+                 frames: int, workdir: Path, tuning: Tuning = Tuning()) -> RunStats:
     """Transcode the first ``frames`` frames of ``src`` with ``engine``; collect stage timings.
 
     ``identity`` runs as a passthrough: decoded frames go to the encoder untouched (the I/O floor).
-    ``engine_every``, ``denoise``: see :func:`make_enhancer`."""
+    ``tuning``: see :class:`Tuning`."""
     bus = Bus()
-    enhancer = make_enhancer(engine, weights, backend, engine_every, denoise, passthrough=engine == "identity")
+    enhancer = make_enhancer(engine, weights, backend, tuning, passthrough=engine == "identity")
     out = workdir / f"bench_{engine}.mp4"
     out.unlink(missing_ok=True)
     cpu0 = time.process_time()
@@ -247,7 +261,7 @@ def measure_enhance(frames: list[av.VideoFrame], enhancer: Enhancer, repeat: int
 
 
 def scaling(engine: str, weights: Path | None, backend: Backend, names: list[str],
-            n: int = 12, engine_every: int = 1, denoise: float = DEFAULT_DENOISE) -> dict[str, EnhanceTiming]:
+            n: int = 12, tuning: Tuning = Tuning()) -> dict[str, EnhanceTiming]:
     """Enhancement ms per frame at each resolution, on synthetic frames (no codec involved)."""
     out: dict[str, EnhanceTiming] = {}
     for name in names:
@@ -256,7 +270,7 @@ def scaling(engine: str, weights: Path | None, backend: Backend, names: list[str
         for i in range(n):
             rgb = backlit_frame(w, h, i / 30)
             frames.append(av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p"))
-        out[name] = measure_enhance(frames, make_enhancer(engine, weights, backend, engine_every, denoise))
+        out[name] = measure_enhance(frames, make_enhancer(engine, weights, backend, tuning))
     return out
 
 
@@ -282,8 +296,7 @@ class BenchReport:
     gpu: dict[str, Any] | None = None
     scaling: dict[str, EnhanceTiming] = field(default_factory=dict)
     input: str = ""
-    engine_every: int = 1
-    denoise: float = 0.0
+    tuning: Tuning = Tuning()
 
     def fps(self, engine: str) -> float:
         return statistics.median(r.fps for r in self.runs[engine])
@@ -299,8 +312,10 @@ class BenchReport:
             "input": self.input,
             "resolution": self.resolution,
             "engine": self.engine,
-            "engine_every": self.engine_every,
-            "denoise": self.denoise,
+            "engine_every": self.tuning.engine_every,
+            "denoise": self.tuning.denoise,
+            "temporal": self.tuning.temporal,
+            "temporal_strength": self.tuning.temporal_strength,
             "backend": self.backend,
             "frames": run.frames,
             "fps": self.fps(self.engine),
@@ -331,13 +346,12 @@ def _cpu_ms_per_frame(runs: list[RunStats]) -> float:
 
 def bench(src: Path | None, synthetic: str | None, engine: str, weights: Path | None, backend: Backend | str,
           frames: int, options: EncodeOptions, rounds: int = 2, peers: bool = True,
-          scale: list[str] | None = None, log: Callable[[str], None] = print, engine_every: int = 1,
-          denoise: float = DEFAULT_DENOISE) -> BenchReport:
+          scale: list[str] | None = None, log: Callable[[str], None] = print,
+          tuning: Tuning = Tuning()) -> BenchReport:
     """Run the whole benchmark (see the module docstring).
 
-    ``engine_every``: the engine runs on every N-th frame (:class:`~streamfix.enhancer.Enhancer`);
-    ``denoise``: the strength of the temporal denoiser (0: off); both in the pipeline runs and in
-    the enhancement-alone timings.
+    ``tuning``: the engine's rate, temporal filter and denoiser (:class:`Tuning`), in the pipeline
+    runs and in the enhancement-alone timings.
 
     ``backend``: a resolved :class:`Backend` or its name. The ``gpu`` field of the report holds
     NVML figures sampled during the pipeline runs (:mod:`streamfix.telemetry`), or why there are none.
@@ -352,7 +366,7 @@ def bench(src: Path | None, synthetic: str | None, engine: str, weights: Path | 
         src = synthetic_clip(size, frames, work)
     engines = ["identity"] if engine == "identity" else ["identity", engine]
     if engine != "identity":  # load the JIT caches and the network once, outside every timed run
-        warm = make_enhancer(engine, weights, backend, denoise=denoise)
+        warm = make_enhancer(engine, weights, backend, tuning)
         for f in decoded_frames(src, 2):
             enhance_frame(warm, f)
     runs: dict[str, list[RunStats]] = {e: [] for e in engines}
@@ -361,7 +375,7 @@ def bench(src: Path | None, synthetic: str | None, engine: str, weights: Path | 
         for r in range(rounds):
             for name in engines if r % 2 == 0 else engines[::-1]:
                 stats = run_pipeline(src, name, weights if name == engine else None, backend, options, frames, work,
-                                     engine_every, denoise)
+                                     tuning)
                 runs[name].append(stats)
                 log(f"round {r + 1}/{rounds}: {name:<10} {stats.frames} frames, {stats.fps:.2f} fps")
     finally:
@@ -369,12 +383,12 @@ def bench(src: Path | None, synthetic: str | None, engine: str, weights: Path | 
     gpu = sampler.report(frames=sum(r.frames for rs in runs.values() for r in rs))
     sample = decoded_frames(src, 12)
     h, w = sample[0].height, sample[0].width
-    enhance = measure_enhance(sample, make_enhancer(engine, weights, backend, engine_every, denoise))
+    enhance = measure_enhance(sample, make_enhancer(engine, weights, backend, tuning))
     peer_ms = measure_peers(sample, weights if engine == "sci" else None) if peers else {}
     report = BenchReport(f"{w}x{h}", engine, backend.name, runs, peer_ms, enhance, gpu=gpu, input=str(src),
-                         engine_every=engine_every, denoise=denoise)
+                         tuning=tuning)
     if scale:
-        report.scaling = scaling(engine, weights, backend, scale, engine_every=engine_every, denoise=denoise)
+        report.scaling = scaling(engine, weights, backend, scale, tuning=tuning)
     return report
 
 
@@ -384,6 +398,7 @@ def format_table(report: BenchReport) -> str:
     lines = [
         f"streamfix bench — {j['resolution']}, engine {j['engine']}"
         + (f" (run on 1 frame in {j['engine_every']})" if j["engine_every"] > 1 else "")
+        + f", temporal {j['temporal']}" + (f" {j['temporal_strength']:g}" if j["temporal"] != "off" else "")
         + (f", denoise {j['denoise']:g}" if j["denoise"] > 0 else ", no denoise")
         + f", backend {j['backend']}, {j['frames']} frames",
         "",

@@ -23,6 +23,7 @@ def test_bench_report_structure(tmp_path: Path, capsys: pytest.CaptureFixture[st
         assert key in report, key
     assert report["resolution"] == "320x180" and report["engine"] == "sci" and report["backend"] == "cpu"
     assert report["engine_every"] == 2 and report["denoise"] == 0.4
+    assert report["temporal"] == "adaptive" and report["temporal_strength"] == 0.85  # the built-in preset
     assert set(report["runs"]) == {"identity", "sci"}  # the engine and the passthrough floor, same run
     assert report["enhance_ms"] > 0 and report["enhance_overlapped_ms"] > 0
     assert report["stages"]["slice"]["mean_ms"] > 0 and report["stages"]["engine"]["mean_ms"] > 0
@@ -49,3 +50,17 @@ def test_bench_rejects_bad_values(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "--frames", "1"]) == 2
     assert main(["bench", "--engine-every", "0"]) == 2
     assert "--engine-every must be at least 1" in capsys.readouterr().err
+
+
+def test_bench_takes_the_presets_temporal_filter(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    preset = tmp_path / "p.toml"
+    preset.write_text('[temporal]\nmode = "smooth"\nstrength = 0.5\n[denoise]\nstrength = 0\n')
+    out_json = tmp_path / "bench.json"
+    assert main(["bench", "--pipeline", str(preset), "--synthetic", "160x90", "--frames", "4", "--rounds", "1",
+                 "--no-peers", "--json", str(out_json)]) == 0
+    report = json.loads(out_json.read_text())
+    assert (report["temporal"], report["temporal_strength"], report["denoise"]) == ("smooth", 0.5, 0.0)
+    assert "temporal smooth 0.5, no denoise" in capsys.readouterr().out
+    preset.write_text('[temporal]\nmode = "wobbly"\n')
+    assert main(["bench", "--pipeline", str(preset), "--synthetic", "160x90", "--frames", "4"]) == 2
+    assert "wobbly" in capsys.readouterr().err

@@ -13,6 +13,7 @@ from streamfix.events import Bus
 from streamfix.faces.args import (
     DENOISE_HELP,
     ENGINE_EVERY_HELP,
+    check_blend_and_crf,
     engine_every,
     pick_denoise,
     pick_engine_every,
@@ -59,7 +60,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from streamfix.bench import bench, format_table, parse_resolution, plot
+    from streamfix.bench import Tuning, bench, format_table, parse_resolution, plot
+    from streamfix.temporal import resolve_mode
 
     preset = load_preset(args.pipeline)
     conf = dict(BENCH_DEFAULTS)
@@ -90,10 +92,16 @@ def run(args: argparse.Namespace) -> int:
     backend = select_backend(args.backend or preset["enhance"].get("device", "cpu"), bus)
     engine = args.engine or preset["enhance"]["engine"]
     pick = preset_picker(preset)
-    every = pick_engine_every(args.engine_every, pick)
-    denoise = pick_denoise(args.denoise, pick)
+    strength = float(pick(None, "temporal", "strength"))
+    check_blend_and_crf(strength, None)
+    try:
+        mode = resolve_mode(str(pick(None, "temporal", "mode")))
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    tuning = Tuning(engine_every=pick_engine_every(args.engine_every, pick), denoise=pick_denoise(args.denoise, pick),
+                    temporal=mode, temporal_strength=strength)
     report = bench(args.input, synthetic, engine, args.weights, backend, frames, options, rounds,
-                   peers=not args.no_peers and bool(conf["peers"]), scale=scale, engine_every=every, denoise=denoise,
+                   peers=not args.no_peers and bool(conf["peers"]), scale=scale, tuning=tuning,
                    log=lambda m: print(m, file=sys.stderr, flush=True))
     print(format_table(report))
     if args.json:
