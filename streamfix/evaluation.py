@@ -40,6 +40,7 @@ import numpy as np
 
 from streamfix import metrics as M
 from streamfix.errors import InputError, UsageError
+from streamfix.presets import DEFAULTS
 
 __all__ = [
     "BASELINES",
@@ -174,8 +175,8 @@ def make_baselines(names: Sequence[str], sci_dir: Path | None, notes: list[str])
 
 
 def engine_method(
-    name: str, weights: str | os.PathLike[str] | None = None, temporal: bool = True, temporal_strength: float = 0.6,
-    denoise: float = 0.5,
+    name: str, weights: str | os.PathLike[str] | None = None, temporal: bool = True,
+    temporal_strength: float = DEFAULTS["temporal"]["strength"], denoise: float = DEFAULTS["denoise"]["strength"],
 ) -> Method:
     """The engine as a method: images via :meth:`Enhancer.enhance_rgb`, video via the pipeline's
     :func:`~streamfix.pipeline.enhance_frame` (YUV planes) with a temporal filter and the temporal

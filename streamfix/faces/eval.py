@@ -10,7 +10,8 @@ from streamfix.errors import UsageError
 from streamfix.faces.args import unit_float
 from streamfix.presets import DEFAULTS
 
-#: the temporal denoiser's default strength (as `streamfix enhance`'s)
+#: the temporal filter's and the denoiser's default strengths (as `streamfix enhance`'s)
+DEFAULT_TEMPORAL = float(DEFAULTS["temporal"]["strength"])
 DEFAULT_DENOISE = float(DEFAULTS["denoise"]["strength"])
 
 
@@ -44,8 +45,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-frames", type=int, help="video: score at most this many frames")
     p.add_argument("--temporal", choices=("on", "off"), default="on",
                    help="video: engine's temporal filter (default on)")
-    p.add_argument("--temporal-strength", type=unit_float("--temporal-strength"), default=0.6,
-                   help="video: weight of the previous grid (default 0.6)")
+    p.add_argument("--temporal-strength", type=unit_float("--temporal-strength"), default=DEFAULT_TEMPORAL,
+                   help=f"video: weight of the previous grid (default {DEFAULT_TEMPORAL}, as enhance)")
     p.add_argument("--denoise", type=unit_float("--denoise"), default=DEFAULT_DENOISE, metavar="S",
                    help=f"video: temporal denoiser's strength, [0, 1); 0 = off (default {DEFAULT_DENOISE})")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
