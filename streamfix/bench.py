@@ -101,10 +101,12 @@ class RunStats:
 
 @dataclass(frozen=True)
 class Tuning:
-    """What a transcode sets besides the engine, as the bench runs it: the engine on every
-    ``engine_every``-th frame, the temporal filter (``temporal`` mode ``off`` / ``smooth`` /
-    ``adaptive`` at ``temporal_strength``) and the temporal denoiser's strength (0: none)."""
+    """What a transcode sets besides the engine, as the bench runs it: the effect's ``strength``
+    (0 … 1), the engine on every ``engine_every``-th frame, the temporal filter (``temporal`` mode
+    ``off`` / ``smooth`` / ``adaptive`` at ``temporal_strength``) and the temporal denoiser's
+    strength (0: none)."""
 
+    strength: float = 1.0
     engine_every: int = 1
     denoise: float = DEFAULT_DENOISE
     temporal: str = DEFAULT_MODE
@@ -116,7 +118,7 @@ def make_enhancer(engine: str, weights: Path | None, backend: Backend, tuning: T
     """The enhancer a transcode would build with ``tuning`` (a passthrough: the engine alone)."""
     mode = resolve_mode(tuning.temporal)
     temporal = TemporalFilter(tuning.temporal_strength, mode=mode) if mode != "off" else None
-    return Enhancer(create_backend_engine(engine, weights, backend), backend.device, 1.0, temporal,
+    return Enhancer(create_backend_engine(engine, weights, backend), backend.device, tuning.strength, temporal,
                     passthrough=passthrough, engine_every=tuning.engine_every,
                     denoiser=TemporalDenoiser(tuning.denoise) if tuning.denoise > 0 and not passthrough else None)
 
@@ -312,6 +314,7 @@ class BenchReport:
             "input": self.input,
             "resolution": self.resolution,
             "engine": self.engine,
+            "strength": self.tuning.strength,
             "engine_every": self.tuning.engine_every,
             "denoise": self.tuning.denoise,
             "temporal": self.tuning.temporal,

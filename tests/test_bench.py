@@ -52,14 +52,17 @@ def test_bench_rejects_bad_values(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--engine-every must be at least 1" in capsys.readouterr().err
 
 
-def test_bench_takes_the_presets_temporal_filter(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bench_takes_the_presets_strength_and_temporal_filter(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
     preset = tmp_path / "p.toml"
-    preset.write_text('[temporal]\nmode = "smooth"\nstrength = 0.5\n[denoise]\nstrength = 0\n')
+    preset.write_text('[enhance]\nstrength = 0.5\n[temporal]\nmode = "smooth"\nstrength = 0.5\n'
+                      '[denoise]\nstrength = 0\n')
     out_json = tmp_path / "bench.json"
     assert main(["bench", "--pipeline", str(preset), "--synthetic", "160x90", "--frames", "4", "--rounds", "1",
                  "--no-peers", "--json", str(out_json)]) == 0
     report = json.loads(out_json.read_text())
     assert (report["temporal"], report["temporal_strength"], report["denoise"]) == ("smooth", 0.5, 0.0)
+    assert report["strength"] == 0.5
     assert "temporal smooth 0.5, no denoise" in capsys.readouterr().out
     preset.write_text('[temporal]\nmode = "wobbly"\n')
     assert main(["bench", "--pipeline", str(preset), "--synthetic", "160x90", "--frames", "4"]) == 2

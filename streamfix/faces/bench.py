@@ -94,12 +94,15 @@ def run(args: argparse.Namespace) -> int:
     pick = preset_picker(preset)
     strength = float(pick(None, "temporal", "strength"))
     check_blend_and_crf(strength, None)
+    effect = float(pick(None, "enhance", "strength"))
+    if not 0.0 <= effect <= 1.0:
+        raise UsageError(f"[enhance] strength must be in [0, 1], got {effect:g}")
     try:
         mode = resolve_mode(str(pick(None, "temporal", "mode")))
     except ValueError as e:
         raise UsageError(str(e)) from None
-    tuning = Tuning(engine_every=pick_engine_every(args.engine_every, pick), denoise=pick_denoise(args.denoise, pick),
-                    temporal=mode, temporal_strength=strength)
+    tuning = Tuning(strength=effect, engine_every=pick_engine_every(args.engine_every, pick),
+                    denoise=pick_denoise(args.denoise, pick), temporal=mode, temporal_strength=strength)
     report = bench(args.input, synthetic, engine, args.weights, backend, frames, options, rounds,
                    peers=not args.no_peers and bool(conf["peers"]), scale=scale, tuning=tuning,
                    log=lambda m: print(m, file=sys.stderr, flush=True))
