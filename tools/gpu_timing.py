@@ -2,13 +2,14 @@
 
     python tools/gpu_timing.py clip --size 1080p --frames 300 --out DIR        # prints the clip's path
     python tools/gpu_timing.py decode --input CLIP --hwaccel cuda --json OUT.json
-    python tools/gpu_timing.py enhance --input CLIP --engine sci --backend tensorrt --json OUT.json
+    python tools/gpu_timing.py enhance --input CLIP --engine sci --backend tensorrt [--denoise 0.5] --json OUT.json
     python tools/gpu_timing.py table DIR/*.json                                 # markdown, with NVML figures
 
 ``decode``: demux + decode every frame (NVDEC frames stay in GPU memory, as the pipeline gets
 them), no enhancement. ``enhance``: a handful of decoded frames (NVDEC frames on the device for
 GPU backends; software frames for ``cpu``) enhanced round-robin ``--frames`` times: thumbnail,
-engine, temporal, slicing and the one download, no decode or encode. End-to-end figures come from
+engine, temporal, slicing, the temporal denoiser (``--denoise``, default as ``streamfix enhance``; 0:
+none) and the one download, no decode or encode. End-to-end figures come from
 ``streamfix bench --json`` (gpu_check.sh runs it); ``table`` reads all three kinds of JSON.
 Every measurement samples NVML in the background (streamfix.telemetry).
 """
@@ -26,6 +27,7 @@ import av
 import torch
 
 from streamfix.bench import parse_resolution, synthetic_clip
+from streamfix.denoise import DEFAULT_STRENGTH as DEFAULT_DENOISE
 from streamfix.errors import StreamfixError
 from streamfix.events import Bus
 from streamfix.telemetry import GpuSampler
@@ -73,6 +75,7 @@ def cmd_decode(a: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_enhance(a: argparse.Namespace) -> dict[str, Any]:
     from streamfix.backends import create_backend_engine, select_backend
+    from streamfix.denoise import TemporalDenoiser
     from streamfix.enhancer import STAGES, Enhancer
     from streamfix.io.reader import VideoReader
     from streamfix.pipeline import enhance_frame
@@ -81,7 +84,8 @@ def cmd_enhance(a: argparse.Namespace) -> dict[str, Any]:
     bus = Bus()
     backend = select_backend(a.backend, bus)
     engine = create_backend_engine(a.engine, a.weights, backend, bus)
-    enhancer = Enhancer(engine, backend.device, 1.0, TemporalFilter(), threads=a.threads)
+    enhancer = Enhancer(engine, backend.device, 1.0, TemporalFilter(), threads=a.threads,
+                        denoiser=TemporalDenoiser(a.denoise) if a.denoise > 0 else None)
     enhancer.bind_thread()
     with VideoReader(a.input, hwaccel="cuda" if backend.on_gpu else None, bus=bus) as r:
         held = []
@@ -104,7 +108,8 @@ def cmd_enhance(a: argparse.Namespace) -> dict[str, Any]:
         sampler.stop()
     stages = {s: enhancer.clock.mean(s) for s in STAGES}
     return {"kind": "enhance", "input": str(a.input), "resolution": _res(a.input), "engine": a.engine,
-            "backend": backend.name, "frames_on_device": on_device, "frames": a.frames, "seconds": seconds,
+            "backend": backend.name, "denoise": a.denoise, "frames_on_device": on_device, "frames": a.frames,
+            "seconds": seconds,
             "fps": a.frames / seconds if seconds else 0.0, "ms_per_frame": 1000 * seconds / a.frames,
             "stages_ms": stages, "notes": [e.message for e in bus.history], "gpu": sampler.report(frames=a.frames)}
 
@@ -152,7 +157,8 @@ def cmd_table(a: argparse.Namespace) -> dict[str, Any]:
             continue
         fps = d["fps"]
         what = {"decode": f"decode only ({'NVDEC' if d.get('nvdec') else 'CPU'})",
-                "enhance": "enhance only" + (" (frames on device)" if d.get("frames_on_device") else ""),
+                "enhance": "enhance only" + (" (frames on device)" if d.get("frames_on_device") else "")
+                + (f", denoise {d['denoise']:g}" if d.get("denoise") else ""),
                 "end-to-end": "end-to-end"}[kind]
         engine = d.get("engine", "-")
         rows.append((d.get("resolution", "?"), what, engine, d.get("backend", "-"), f"{fps:.1f}",
@@ -183,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--backend", default="auto")
     e.add_argument("--frames", type=int, default=200)
     e.add_argument("--threads", type=int, default=1)
+    e.add_argument("--denoise", type=float, default=DEFAULT_DENOISE, help="temporal denoiser strength (0: none)")
     e.add_argument("--json", type=Path)
     t = sub.add_parser("table")
     t.add_argument("files", nargs="+")
