@@ -146,8 +146,7 @@ class TemporalDenoiser:
         if not 0.0 <= strength < 1.0:
             raise ValueError(f"denoise strength must be in [0, 1), got {strength}")
         self.strength = float(strength)
-        self._scale = 1.0  # code scale of the history's bit depth (2^(bits − 8))
-        self._top = 255.0  # … and its largest code
+        self._bits = 8  # bit depth of the history's codes
         self._src: list[np.ndarray] = []
         self._out: list[np.ndarray] = []
         self._sigma: list[float] = []
@@ -171,7 +170,7 @@ class TemporalDenoiser:
                                     clip, self._top)
 
         if self._started(src, out, bits, lambda p: np.ascontiguousarray(p).copy()):
-            self._step(len(src), [s.size for s in src], plane)
+            self._step(src, plane)
 
     def tensors(self, src: tuple[torch.Tensor, ...], out: tuple[torch.Tensor, ...],
                 bits: int = 8) -> tuple[torch.Tensor, ...]:
@@ -185,7 +184,7 @@ class TemporalDenoiser:
             return total
 
         if self._started(src, out, bits, lambda p: p.contiguous().clone()):
-            self._step(len(src), [s.numel() for s in src], plane)
+            self._step(src, plane)
         return tuple(result)
 
     def _started(self, src: tuple, out: tuple, bits: int, copy: Callable[[Any], Any]) -> bool:
@@ -193,30 +192,39 @@ class TemporalDenoiser:
         restarts from this frame (copies of ``src`` and ``out``), which passes untouched."""
         if self.strength == 0.0:
             return False
-        scale = float(1 << (bits - 8)) if bits > 8 else 1.0
-        fits = scale == self._scale and len(self._src) == len(src) and all(
+        fits = bits == self._bits and len(self._src) == len(src) and all(
             type(h) is type(p) and h.shape == p.shape and h.dtype == p.dtype
             and getattr(h, "device", None) == getattr(p, "device", None)
             for h, p in zip(self._src, src, strict=True))
         if not fits:
             self._src = [copy(p) for p in src]
             self._out = [copy(p) for p in out]
-            self._scale, self._top = scale, float((1 << bits) - 1)
-            self._sigma = [NOISE_START * scale] * len(src)
+            self._bits = bits
+            self._sigma = [NOISE_START * self._scale] * len(src)
         return fits
 
-    def _step(self, planes: int, sizes: list[int], plane: Callable[[int, float, float, float], Any]) -> None:
-        """Run ``plane(n, T2, 1 / (T2 − T1), clip)`` for each plane; update the noise estimates
-        from the clipped sums it returns (floats, or 0-d tensors read once per frame)."""
+    @property
+    def _scale(self) -> float:
+        """Codes of the history's depth per 8-bit code (the noise bounds are stated at 8 bits)."""
+        return float(1 << (self._bits - 8)) if self._bits > 8 else 1.0
+
+    @property
+    def _top(self) -> float:
+        """The history's largest code."""
+        return float((1 << self._bits) - 1)
+
+    def _step(self, src: tuple, plane: Callable[[int, float, float, float], Any]) -> None:
+        """Run ``plane(n, T2, 1 / (T2 − T1), clip)`` for each plane of ``src``; update the noise
+        estimates from the clipped sums it returns (floats, or 0-d tensors read once per frame)."""
         totals = []
-        for n in range(planes):
+        for n in range(len(src)):
             sigma = self._sigma[n]
             low, high = MOTION_LOW * sigma, MOTION_HIGH * sigma
             totals.append(plane(n, high, 1.0 / (high - low), NOISE_CLIP * sigma))
         if totals and isinstance(totals[0], torch.Tensor):
             totals = torch.stack(totals).tolist()
         for n, total in enumerate(totals):
-            est = float(total) / max(sizes[n], 1) / _CLIPPED_MEAN
+            est = float(total) / max(math.prod(src[n].shape), 1) / _CLIPPED_MEAN
             self._sigma[n] = min(max(est, NOISE_MIN * self._scale), NOISE_MAX * self._scale)
 
     def planes(self, src: Planes, out: Planes) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -152,32 +152,27 @@ class Enhancer:
 
         with self.clock.timed("slice"):
             slice_into(planes, grid, out, self.device)
-        self._denoise(grid, lambda d: d.planes(planes, out))
+        if (denoiser := self._denoiser_for(grid)) is not None:
+            with self.clock.timed("denoise"):
+                denoiser.planes(planes, out)
 
     def denoise_tensors(self, grid: BilateralGrid, src: tuple[torch.Tensor, ...],
                         out: tuple[torch.Tensor, ...], bits: int) -> tuple[torch.Tensor, ...]:
         """The device path's denoising (timed): ``out``, planes sliced with ``grid`` from ``src``
         and held as tensors, denoised into new tensors (or returned as they are, as :meth:`apply`
         would leave them)."""
-        result = out
-
-        def run(d: TemporalDenoiser) -> None:
-            nonlocal result
-            result = d.tensors(src, out, bits)
-
-        self._denoise(grid, run)
-        return result
-
-    def _denoise(self, grid: BilateralGrid, run: Callable[[TemporalDenoiser], None]) -> None:
-        """Denoise the frame just sliced with ``grid`` (timed); a frame the grid left unchanged is
-        left alone (the ``identity`` engine, strength 0) and restarts the denoiser's history."""
-        if self.denoiser is None:
-            return
-        if grid.is_identity():
-            self.denoiser.reset()
-            return
+        if (denoiser := self._denoiser_for(grid)) is None:
+            return out
         with self.clock.timed("denoise"):
-            run(self.denoiser)
+            return denoiser.tensors(src, out, bits)
+
+    def _denoiser_for(self, grid: BilateralGrid) -> TemporalDenoiser | None:
+        """The denoiser for a frame just sliced with ``grid``, or None: a frame the grid left
+        unchanged (the ``identity`` engine, strength 0) is left alone and restarts its history."""
+        if self.denoiser is not None and grid.is_identity():
+            self.denoiser.reset()
+            return None
+        return self.denoiser
 
     def enhance_planes(self, planes: Planes, out: Planes) -> BilateralGrid:
         """Enhance a YUV frame into ``out`` (same shapes). Returns the grid that was sliced."""
@@ -200,5 +195,7 @@ class Enhancer:
         grid = self.grid_for(thumb)
         with self.clock.timed("slice"):
             out = slice_rgb_cpu(np.ascontiguousarray(rgb), grid)
-        self._denoise(grid, lambda d: d.rgb(rgb, out))
+        if (denoiser := self._denoiser_for(grid)) is not None:
+            with self.clock.timed("denoise"):
+                denoiser.rgb(rgb, out)
         return out

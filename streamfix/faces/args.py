@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from streamfix.errors import UsageError
+from streamfix.presets import DEFAULTS
 
 
 class Parser(argparse.ArgumentParser):
@@ -79,7 +80,7 @@ def pick_engine_every(flag: int | None, pick: Callable[[Any, str, str], Any]) ->
 
 #: help of ``--denoise``, the same in every face
 DENOISE_HELP = ("temporal noise reduction of the enhanced frames: weight of a still pixel's history, [0, 1); "
-                "moving pixels pass untouched; 0 = off (default 0.5)")
+                f"moving pixels pass untouched; 0 = off (default {DEFAULTS['denoise']['strength']:g})")
 
 
 def pick_denoise(flag: float | None, pick: Callable[[Any, str, str], Any]) -> float:
@@ -88,6 +89,18 @@ def pick_denoise(flag: float | None, pick: Callable[[Any, str, str], Any]) -> fl
     if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v < 1:
         raise UsageError(f"--denoise / [denoise] strength must be in [0, 1), got {v!r}")
     return float(v)
+
+
+def pick_temporal_mode(flag: str | None, pick: Callable[[Any, str, str], Any]) -> str:
+    """``--temporal`` over the preset's ``[temporal] mode``, checked (returned as given: ``on`` stays ``on``)."""
+    from streamfix.temporal import resolve_mode
+
+    mode = str(pick(flag, "temporal", "mode"))
+    try:
+        resolve_mode(mode)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    return mode
 
 
 def preset_picker(preset: dict[str, Any]) -> Callable[[Any, str, str], Any]:

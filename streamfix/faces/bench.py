@@ -17,6 +17,7 @@ from streamfix.faces.args import (
     engine_every,
     pick_denoise,
     pick_engine_every,
+    pick_temporal_mode,
     preset_picker,
     unit_float,
 )
@@ -97,10 +98,7 @@ def run(args: argparse.Namespace) -> int:
     effect = float(pick(None, "enhance", "strength"))
     if not 0.0 <= effect <= 1.0:
         raise UsageError(f"[enhance] strength must be in [0, 1], got {effect:g}")
-    try:
-        mode = resolve_mode(str(pick(None, "temporal", "mode")))
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+    mode = resolve_mode(pick_temporal_mode(None, pick))
     tuning = Tuning(strength=effect, engine_every=pick_engine_every(args.engine_every, pick),
                     denoise=pick_denoise(args.denoise, pick), temporal=mode, temporal_strength=strength)
     report = bench(args.input, synthetic, engine, args.weights, backend, frames, options, rounds,

@@ -23,6 +23,7 @@ from streamfix.faces.args import (
     engine_every,
     pick_denoise,
     pick_engine_every,
+    pick_temporal_mode,
     preset_picker,
     seconds,
     unit_float,
@@ -120,11 +121,7 @@ def resolve(args: argparse.Namespace) -> Settings:
     preset = load_preset(args.pipeline)
     pick = preset_picker(preset)
     ts, crf = blend_and_crf(args, pick)
-    mode = str(pick(args.temporal, "temporal", "mode"))
-    try:
-        resolve_mode(mode)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+    mode = pick_temporal_mode(args.temporal, pick)
     return Settings(
         engine=pick(args.engine, "enhance", "engine"),
         weights=args.weights,

@@ -19,6 +19,7 @@ from streamfix.faces.args import (
     engine_every,
     pick_denoise,
     pick_engine_every,
+    pick_temporal_mode,
     preset_picker,
     seconds,
     unit_float,
@@ -102,7 +103,7 @@ def resolve(args: argparse.Namespace) -> tuple[Settings, dict[str, Any]]:
         weights=args.weights,
         device=pick(args.device, "enhance", "device"),
         strength=float(pick(args.strength, "enhance", "strength")),
-        temporal=str(pick(args.temporal, "temporal", "mode")),
+        temporal=pick_temporal_mode(args.temporal, pick),
         temporal_strength=ts,
         encode=EncodeOptions(
             codec=pick(args.codec, "encode", "codec"),
