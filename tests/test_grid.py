@@ -12,7 +12,13 @@ from streamfix.grid.fit import GridFitter, fit_grid
 from streamfix.grid.kernels import is_neutral, slice_planes_cpu, slice_rgb_cpu
 from streamfix.grid.planes import Planes
 from streamfix.grid.slicing import slice_planes, slice_rgb
-from streamfix.grid.thumbnail import thumbnail_from_planes, thumbnail_from_rgb, thumbnail_size
+from streamfix.grid.thumbnail import (
+    resample_weights,
+    shrink_plane,
+    thumbnail_from_planes,
+    thumbnail_from_rgb,
+    thumbnail_size,
+)
 
 
 def random_grid(shape=(16, 16, 16), scale=0.15, seed=0, curved=True) -> BilateralGrid:
@@ -244,6 +250,31 @@ def test_thumbnail_keeps_aspect_and_reads_planes() -> None:
     rgb[..., 1] = 255
     tr = thumbnail_from_rgb(rgb, 16)
     assert tr.size == (8, 16) and abs(float(tr.luma.mean()) - 0.7152) < 1e-3
+
+
+@pytest.mark.parametrize(("shape", "size"), [((1080, 1920), (144, 256)), ((540, 960), (144, 256)),
+                                             ((361, 641), (37, 64)), ((7, 5), (3, 2)), ((64, 48), (64, 48))])
+def test_shrink_plane_is_opencv_inter_area(shape: tuple[int, int], size: tuple[int, int]) -> None:
+    """The one-pass resampler gives OpenCV's area average, whole and fractional factors, for
+    8- and 10-bit codes and for strided views of a plane."""
+    import cv2
+
+    rng = np.random.default_rng(3)
+    for codes in (rng.integers(0, 256, shape).astype(np.uint8), rng.integers(0, 1024, shape).astype(np.uint16)):
+        ref = cv2.resize(codes.astype(np.float32), size[::-1], interpolation=cv2.INTER_AREA)
+        assert np.abs(shrink_plane(codes, size) - ref).max() < 2e-4 * codes.max()
+    wide = rng.integers(0, 256, (shape[0], shape[1] + 16)).astype(np.uint8)
+    view = wide[:, 8:8 + shape[1]]
+    ref = cv2.resize(np.ascontiguousarray(view).astype(np.float32), size[::-1], interpolation=cv2.INTER_AREA)
+    assert np.abs(shrink_plane(view, size) - ref).max() < 0.05
+
+
+def test_resample_weights_enlarge_linearly_between_centres() -> None:
+    m = resample_weights(4, 2)
+    assert np.allclose(m.sum(1), 1.0)
+    assert np.allclose(m, [[1, 0], [0.75, 0.25], [0.25, 0.75], [0, 1]])
+    ramp = np.arange(2, dtype=np.uint8)[None, :].repeat(3, 0) * 100  # 3×2 plane, columns 0 and 100
+    assert np.allclose(shrink_plane(ramp, (3, 4)), [[0, 25, 75, 100]] * 3)
 
 
 def test_fit_recovers_a_spatially_varying_affine() -> None:

@@ -39,7 +39,7 @@ from streamfix.events import Bus
 from streamfix.gpu.slicing import deinterleave_nv12, slice_nv12, table_dtype, value_tables
 from streamfix.grid.bilateral import Thumbnail
 from streamfix.grid.colour import PlaneFormat
-from streamfix.grid.thumbnail import thumbnail_size
+from streamfix.grid.thumbnail import resample_weights, thumbnail_size
 from streamfix.io.frames import _MATRIX, planes_of
 
 #: two-plane formats the device path reads: name → (bit depth, how far samples sit above the LSB,
@@ -97,25 +97,10 @@ def import_planes(frame: av.VideoFrame, device: torch.device) -> tuple[torch.Ten
 
 @functools.lru_cache(maxsize=32)
 def resample_matrix(n_out: int, n_in: int, device: torch.device) -> torch.Tensor:
-    """``(n_out, n_in)`` float32 weights resampling one axis: pixel-area averaging when shrinking
-    (OpenCV's INTER_AREA), linear interpolation between pixel centres when enlarging."""
-    if n_out == n_in:
-        return torch.eye(n_in, device=device)
-    if n_out < n_in:
-        s = n_in / n_out
-        lo = torch.arange(n_out, dtype=torch.float64).view(-1, 1) * s
-        k = torch.arange(n_in, dtype=torch.float64).view(1, -1)
-        overlap = (torch.minimum(lo + s, k + 1) - torch.maximum(lo, k)).clamp(min=0.0)
-        m = overlap / s
-    else:
-        pos = ((torch.arange(n_out, dtype=torch.float64) + 0.5) * n_in / n_out - 0.5).clamp(0, n_in - 1)
-        i0 = pos.floor().long()
-        i1 = (i0 + 1).clamp(max=n_in - 1)
-        f = pos - i0
-        m = torch.zeros(n_out, n_in, dtype=torch.float64)
-        m[torch.arange(n_out), i0] += 1 - f
-        m[torch.arange(n_out), i1] += f
-    return m.to(torch.float32).to(device)
+    """``(n_out, n_in)`` float32 weights resampling one axis, as the CPU thumbnail's
+    (:func:`streamfix.grid.thumbnail.resample_weights`): INTER_AREA when shrinking, linear when
+    enlarging."""
+    return torch.from_numpy(resample_weights(n_out, n_in)).to(torch.float32).to(device)
 
 
 def shrink(plane: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -135,7 +120,7 @@ def thumbnail_torch(y: torch.Tensor, u: torch.Tensor, v: torch.Tensor, fmt: Plan
 
     Returns:
         A :class:`Thumbnail` on the planes' device: ``rgb (3, h, w)`` and ``luma (h, w)`` in ``[0, 1]``.
-        It differs from the CPU one by OpenCV's rounding of the shrunk planes to integer codes.
+        The same weights as the CPU one's; they differ by float summation order only.
     """
     size = thumbnail_size(int(y.shape[0]), int(y.shape[1]), long_side)
     yuv = torch.stack([shrink(p, size) for p in (y, u, v)])

@@ -16,6 +16,8 @@ Example:
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numba
 import numpy as np
@@ -35,39 +37,81 @@ def thumbnail_size(height: int, width: int, long_side: int = THUMBNAIL_LONG_SIDE
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
+def resample_weights(n_out: int, n_in: int) -> np.ndarray:
+    """``(n_out, n_in)`` float64 weights resampling one axis, each row summing to 1: pixel-area
+    averaging when shrinking (OpenCV's INTER_AREA: each output pixel averages the input it covers,
+    fractional pixels at its edges weighted by their overlap), linear interpolation between pixel
+    centres when enlarging (a chroma plane smaller than the thumbnail)."""
+    if n_out == n_in:
+        return np.eye(n_in)
+    if n_out < n_in:
+        s = n_in / n_out
+        lo = np.arange(n_out, dtype=np.float64)[:, None] * s
+        k = np.arange(n_in, dtype=np.float64)[None, :]
+        return np.clip(np.minimum(lo + s, k + 1) - np.maximum(lo, k), 0.0, None) / s
+    pos = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
+    i0 = np.floor(pos).astype(np.int64)
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    m = np.zeros((n_out, n_in))
+    np.add.at(m, (np.arange(n_out), i0), 1 - (pos - i0))
+    np.add.at(m, (np.arange(n_out), i1), pos - i0)
+    return m
+
+
+@functools.lru_cache(maxsize=32)
+def _taps(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`resample_weights` as taps: per output index the first input index (int64) and
+    ``span`` float32 weights from there (zero-padded; every window lies inside the input)."""
+    m = resample_weights(n_out, n_in)
+    nz = m != 0
+    first = nz.argmax(1)
+    last = n_in - 1 - nz[:, ::-1].argmax(1)
+    span = int((last - first).max()) + 1
+    start = np.minimum(first, n_in - span)
+    idx = start[:, None] + np.arange(span)[None, :]
+    return start.astype(np.int64), np.take_along_axis(m, idx, 1).astype(np.float32)
+
+
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def _box_mean(plane, k):  # pragma: no cover - compiled
-    """Mean of each k×k block (float32); the last rows/columns that do not fill a block are dropped.
+def _resample_plane(plane, y0, yw, x0, xw, out):  # pragma: no cover - compiled
+    """``out = Wy · plane · Wxᵀ`` (float32 codes) with both weight matrices given as taps: per
+    output row, its input rows weighted into one row buffer (a contiguous, vectorisable loop that
+    reads each input row about once), then that row's taps along x."""
+    w_in = plane.shape[1]
+    acc = np.empty(w_in, np.float32)
+    for i in range(out.shape[0]):
+        acc[:] = 0.0
+        for t in range(yw.shape[1]):
+            wt = yw[i, t]
+            if wt != 0.0:
+                row = plane[y0[i] + t]
+                for c in range(w_in):
+                    acc[c] += wt * np.float32(row[c])
+        for j in range(out.shape[1]):
+            s = np.float32(0.0)
+            for t in range(xw.shape[1]):
+                s += xw[j, t] * acc[x0[j] + t]
+            out[i, j] = s
 
-    Rows are first summed down each column (a contiguous, vectorisable loop), then across."""
-    h, w = plane.shape[0] // k, plane.shape[1] // k
-    out = np.empty((h, w), np.float32)
-    cols = np.empty(w * k, np.uint32)
-    scale = np.float32(1.0 / (k * k))
-    for i in range(h):
-        cols[:] = 0
-        for r in range(i * k, i * k + k):
-            row = plane[r]
-            for c in range(w * k):
-                cols[c] += row[c]
-        for j in range(w):
-            s = np.uint32(0)
-            for c in range(j * k, j * k + k):
-                s += cols[c]
-            out[i, j] = s * scale
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _yuv_to_rgb(yuv, m, yo, ys, rgb, luma):  # pragma: no cover - compiled
+    """``rgb = clamp(m[:3, :3] · yuv + m[:3, 3], 0, 1)`` and ``luma = clamp((Y − yo)/ys, 0, 1)``."""
+    for i in range(yuv.shape[1]):
+        for j in range(yuv.shape[2]):
+            yv, uv, vv = yuv[0, i, j], yuv[1, i, j], yuv[2, i, j]
+            for c in range(3):
+                rgb[c, i, j] = min(max(m[c, 0] * yv + m[c, 1] * uv + m[c, 2] * vv + m[c, 3], 0.0), 1.0)
+            luma[i, j] = min(max((yv - yo) / ys, 0.0), 1.0)
+
+
+def shrink_plane(plane: np.ndarray, size: tuple[int, int], out: np.ndarray | None = None) -> np.ndarray:
+    """Resample a ``(H, W)`` plane of codes (uint8/uint16, views fine) to ``size`` as float32
+    codes, :func:`resample_weights` along both axes, in one pass over the plane with no float
+    copy of it; into ``out`` (float32, ``size``) when given."""
+    out = np.empty(size, np.float32) if out is None else out
+    _resample_plane(plane, *_taps(size[0], plane.shape[0]), *_taps(size[1], plane.shape[1]), out)
     return out
-
-
-def _shrink(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Area-average a plane down to ``size`` (float32 codes): a one-pass k×k box mean with the
-    largest whole factor, then OpenCV's area resize of the small remainder — about 5× cheaper
-    than one fractional INTER_AREA pass over the full plane (up to k−1 edge pixels are dropped)."""
-    h, w = size
-    k = min(plane.shape[0] // h, plane.shape[1] // w)
-    small = _box_mean(plane, k) if k >= 2 else plane.astype(np.float32)
-    if small.shape[:2] == (h, w):
-        return small
-    return cv2.resize(small, (w, h), interpolation=cv2.INTER_AREA)
 
 
 def thumbnail_from_planes(planes: Planes, long_side: int = THUMBNAIL_LONG_SIDE) -> Thumbnail:
@@ -80,14 +124,15 @@ def thumbnail_from_planes(planes: Planes, long_side: int = THUMBNAIL_LONG_SIDE) 
     Returns:
         A :class:`Thumbnail`; ``luma`` is the normalised Y the full-resolution guide also reads.
     """
-    size = thumbnail_size(*planes.size, long_side)
-    yuv = np.stack([_shrink(p, size) for p in (planes.y, planes.u, planes.v)])  # float32 already
-    t = planes.fmt.code_to_rgb().to(torch.float32)
-    codes = torch.from_numpy(yuv)
-    rgb = torch.einsum("ij,jhw->ihw", t[:3, :3], codes) + t[:3, 3].view(3, 1, 1)
+    h, w = size = thumbnail_size(*planes.size, long_side)
+    yuv = np.empty((3, h, w), np.float32)
+    for k, p in enumerate((planes.y, planes.u, planes.v)):
+        shrink_plane(p, size, yuv[k])
+    rgb = np.empty((3, h, w), np.float32)
+    luma = np.empty((h, w), np.float32)
     yo, ys = planes.fmt.luma_scale()
-    luma = ((codes[0] - yo) / ys).clamp(0.0, 1.0)
-    return Thumbnail(rgb.clamp(0.0, 1.0).contiguous(), luma)
+    _yuv_to_rgb(yuv, planes.fmt.code_to_rgb().numpy().astype(np.float32), np.float32(yo), np.float32(ys), rgb, luma)
+    return Thumbnail(torch.from_numpy(rgb), torch.from_numpy(luma))
 
 
 def thumbnail_from_rgb(rgb: np.ndarray, long_side: int = THUMBNAIL_LONG_SIDE) -> Thumbnail:
