@@ -56,9 +56,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from streamfix.grid.bilateral import BilateralGrid, Thumbnail
 from streamfix.grid.fit import LumaMoments, pixel_moments
@@ -120,37 +120,91 @@ def resolve_mode(mode: str) -> str:
     return m
 
 
-def luma_histogram(luma: torch.Tensor, bins: int = CUT_BINS) -> torch.Tensor:
+def _luma_array(luma: torch.Tensor | np.ndarray) -> np.ndarray:
+    """A luma map as a contiguous float32 ``(h, w)`` array on the CPU."""
+    if isinstance(luma, torch.Tensor):
+        luma = luma.detach().to("cpu", torch.float32).numpy()
+    return np.ascontiguousarray(luma, dtype=np.float32).reshape(luma.shape[-2:])
+
+
+@numba.njit(cache=True, nogil=True)
+def _histogram(luma, bins):  # pragma: no cover - compiled
+    """Counts of ``luma`` clamped to [0, 1] in ``bins`` equal bins (1.0 in the last), as torch.histc."""
+    counts = np.zeros(bins, np.float64)
+    fb = np.float32(bins)
+    for v in luma.ravel():
+        i = int(min(max(v, np.float32(0.0)), np.float32(1.0)) * fb)
+        counts[min(i, bins - 1)] += 1.0
+    return counts
+
+
+@numba.njit(cache=True, nogil=True)
+def _integral(luma):  # pragma: no cover - compiled
+    """Summed-area table ``(h + 1, w + 1)`` float64 of a luma map."""
+    h, w = luma.shape
+    s = np.zeros((h + 1, w + 1), np.float64)
+    for i in range(h):
+        acc = 0.0
+        for j in range(w):
+            acc += luma[i, j]
+            s[i + 1, j + 1] = s[i, j + 1] + acc
+    return s
+
+
+@numba.njit(cache=True, nogil=True)
+def _pool(s, rows, cols):  # pragma: no cover - compiled
+    """Adaptive average pooling (torch's windows: ``floor(i·H/n)`` … ``ceil((i+1)·H/n)``) from a
+    summed-area table."""
+    h, w = s.shape[0] - 1, s.shape[1] - 1
+    out = np.empty((rows, cols), np.float64)
+    for i in range(rows):
+        r0, r1 = (i * h) // rows, ((i + 1) * h + rows - 1) // rows
+        for j in range(cols):
+            c0, c1 = (j * w) // cols, ((j + 1) * w + cols - 1) // cols
+            out[i, j] = (s[r1, c1] - s[r0, c1] - s[r1, c0] + s[r0, c0]) / ((r1 - r0) * (c1 - c0))
+    return out
+
+
+def _standardise(x: np.ndarray) -> np.ndarray:
+    """``(x − mean) / std`` (sample std, at least 1e-6), flattened."""
+    x = x.ravel()
+    return (x - x.mean()) / max(float(x.std(ddof=1)), 1e-6) if x.size > 1 else x - x.mean()
+
+
+def luma_histogram(luma: torch.Tensor | np.ndarray, bins: int = CUT_BINS) -> np.ndarray:
     """Normalised histogram ``(bins,)`` (sums to 1) of a luma map with values in ``[0, 1]``."""
-    h = torch.histc(luma.float().clamp(0, 1), bins=bins, min=0.0, max=1.0)
-    return h / h.sum().clamp(min=1.0)
+    h = _histogram(_luma_array(luma), bins)
+    return h / max(float(h.sum()), 1.0)
 
 
-def histogram_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+def histogram_distance(a: np.ndarray, b: np.ndarray) -> float:
     """Total-variation distance ``½·Σ|a − b|`` of two normalised histograms, in ``[0, 1]``."""
-    return 0.5 * float((a - b).abs().sum())
+    return 0.5 * float(np.abs(a - b).sum())
 
 
-def block_ranks(luma: torch.Tensor, blocks: tuple[int, int] = CUT_BLOCKS) -> torch.Tensor:
-    """Standardised ranks ``(Bh·Bw,)`` of the block-mean luma (invariant to any monotonic tone change)."""
-    b = F.adaptive_avg_pool2d(luma.float().view(1, 1, *luma.shape[-2:]), blocks).flatten()
-    r = torch.argsort(torch.argsort(b)).float()
-    return (r - r.mean()) / r.std().clamp(min=1e-6)
+def block_ranks(luma: torch.Tensor | np.ndarray, blocks: tuple[int, int] = CUT_BLOCKS,
+                table: np.ndarray | None = None) -> np.ndarray:
+    """Standardised ranks ``(Bh·Bw,)`` of the block-mean luma (invariant to any monotonic tone
+    change; equal blocks — a clipped sky — ranked in a stable order, so they agree frame to frame).
+    ``table``: the map's :func:`_integral`, when already made."""
+    b = _pool(_integral(_luma_array(luma)) if table is None else table, *blocks).ravel()
+    return _standardise(np.argsort(np.argsort(b, kind="stable"), kind="stable").astype(np.float64))
 
 
-def structure_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+def structure_distance(a: np.ndarray, b: np.ndarray) -> float:
     """``1 − `` the correlation of two standardised vectors (:func:`block_ranks`, :func:`edge_map`), in ``[0, 2]``."""
-    return 1.0 - float((a * b).sum()) / max(a.numel() - 1, 1)
+    return 1.0 - float(np.dot(a, b)) / max(a.size - 1, 1)
 
 
-def edge_map(luma: torch.Tensor, size: tuple[int, int] = EDGE_SIZE) -> torch.Tensor:
-    """Standardised gradient magnitude ``(N,)`` of the log-luminance at ``size`` (gain invariant)."""
-    y = F.adaptive_avg_pool2d(luma.float().view(1, 1, *luma.shape[-2:]), size)
-    lg = torch.log2(y.clamp(min=1.0 / 256.0))[0, 0]
+def edge_map(luma: torch.Tensor | np.ndarray, size: tuple[int, int] = EDGE_SIZE,
+             table: np.ndarray | None = None) -> np.ndarray:
+    """Standardised gradient magnitude ``(N,)`` of the log-luminance at ``size`` (gain invariant).
+    ``table``: the map's :func:`_integral`, when already made."""
+    y = _pool(_integral(_luma_array(luma)) if table is None else table, *size)
+    lg = np.log2(np.maximum(y, 1.0 / 256.0))
     gx = lg[:-1, 1:] - lg[:-1, :-1]
     gy = lg[1:, :-1] - lg[:-1, :-1]
-    g = (gx.square() + gy.square()).sqrt().flatten()
-    return (g - g.mean()) / g.std().clamp(min=1e-6)
+    return _standardise(np.sqrt(gx * gx + gy * gy))
 
 
 class SceneCutDetector:
@@ -178,7 +232,7 @@ class SceneCutDetector:
     def __init__(self, threshold: float = CUT_THRESHOLD, bins: int = CUT_BINS) -> None:
         self.threshold = threshold
         self.bins = bins
-        self._prev: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        self._prev: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._edges: list[float] = []
         self.last_distance = 0.0
         self.last_histogram = 0.0
@@ -188,10 +242,17 @@ class SceneCutDetector:
         self._prev = None
         self._edges = []
 
-    def features(self, luma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        h = luma_histogram(luma, self.bins)
-        h = F.avg_pool1d(h.view(1, 1, -1), 3, stride=1, padding=1, count_include_pad=False)
-        return h.view(-1) / h.sum(), block_ranks(luma), edge_map(luma)
+    def features(self, luma: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The cues' features of one luma map: the histogram smoothed over 3 bins, the block
+        ranks and the edge map (one summed-area table for both)."""
+        lm = _luma_array(luma)
+        h = luma_histogram(lm, self.bins)
+        padded = np.concatenate(([0.0], h, [0.0]))
+        n = np.full(h.size, 3.0)
+        n[[0, -1]] = 2.0
+        h = (padded[:-2] + padded[1:-1] + padded[2:]) / n
+        table = _integral(lm)
+        return h / h.sum(), block_ranks(lm, table=table), edge_map(lm, table=table)
 
     def __call__(self, thumb: Thumbnail) -> bool:
         """True when ``thumb`` starts a new scene (the first frame is not a cut)."""

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from streamfix.engines.sci_cpu import enhance_cpu, supports
 from streamfix.engines.sci_net import (
     EnhanceNetwork,
     SCITrainingNetwork,
@@ -130,6 +131,52 @@ def test_symmetrized_network_is_rgb_equivariant() -> None:
             torch.testing.assert_close(net(x[:, list(perm)]), ref[:, list(perm)])
         grey = net(torch.full((1, 3, 8, 8), 0.1))
     assert float(grey.std(dim=1).max()) < 1e-6
+
+
+def _randomised(layers: int, channels: int, seed: int) -> EnhanceNetwork:
+    """A network with random weights and batch-norm statistics far from the identity, in eval mode."""
+    torch.manual_seed(seed)
+    net = EnhanceNetwork(layers=layers, channels=channels)
+    bn = net.conv[1]
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_(0.0, 0.5)
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.2, 2.0)
+    return net.eval()
+
+
+@pytest.mark.parametrize(("layers", "channels", "size"), [(1, 3, (144, 256)), (3, 5, (9, 7)), (1, 3, (4, 1)),
+                                                          (2, 3, (1, 6))])
+@pytest.mark.parametrize("channel_max", [False, True])
+def test_numba_network_matches_torch(layers: int, channels: int, size: tuple[int, int], channel_max: bool) -> None:
+    """The thumbnail path's one-pass network (batch norm folded) gives the torch module's output."""
+    net = _randomised(layers, channels, seed=layers * 10 + channels)
+    assert supports(net)
+    x = torch.rand(3, *size, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        illu, ref = enhance(net, x[None])
+        if channel_max:
+            ref = torch.clamp(x[None] / illu.amax(dim=1, keepdim=True), 0.0, 1.0)
+    out = enhance_cpu(net, x, channel_max=channel_max)
+    assert out.shape == x.shape and out.dtype == torch.float32
+    assert float((out - ref[0]).abs().max()) < 1e-5
+
+
+def test_numba_network_follows_new_weights_and_declines_training_mode() -> None:
+    """Weights loaded in place (online adaptation) are picked up; a module in training mode
+    (batch statistics) or one whose blocks are not SCI's shared block goes to torch."""
+    net = _randomised(1, 3, seed=0)
+    x = torch.rand(3, 16, 24, generator=torch.Generator().manual_seed(2))
+    before = enhance_cpu(net, x)
+    net.load_state_dict(_randomised(1, 3, seed=5).state_dict())
+    after = enhance_cpu(net, x)
+    with torch.inference_mode():
+        _, ref = enhance(net, x[None])
+    assert float((after - before).abs().max()) > 1e-3 and float((after - ref[0]).abs().max()) < 1e-5
+    assert not supports(net.train()) and not supports(torch.nn.Conv2d(3, 3, 3))
+    net.eval().blocks.append(torch.nn.Sequential(torch.nn.Conv2d(3, 3, 3, padding=1)))
+    assert not supports(net)
 
 
 def test_enhance_rejects_bad_input() -> None:

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from streamfix.engines.registry import Engine, EngineCard, register_engine
+from streamfix.engines.sci_cpu import enhance_cpu, supports
 from streamfix.engines.sci_net import EnhanceNetwork, enhance, load_enhance_weights
 from streamfix.errors import StreamfixError
 from streamfix.grid.bilateral import BilateralGrid, Thumbnail
@@ -64,7 +65,10 @@ class SCIEngine(Engine):
         return out[0].float().cpu()
 
     def predict(self, thumb: Thumbnail) -> BilateralGrid:
-        target = self.enhance_thumbnail(thumb.rgb)
+        if thumb.rgb.device.type == "cpu" and supports(self.net):  # one numba pass, same math
+            target = enhance_cpu(self.net, thumb.rgb, channel_max=self.illumination == "channel-max")
+        else:
+            target = self.enhance_thumbnail(thumb.rgb)
         return self.fitter.fit(thumb, target)
 
     def scene_cut(self) -> None:
