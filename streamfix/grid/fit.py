@@ -88,14 +88,29 @@ def _add_moments(cell, wt, m):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
+def _add_row(row, acc, y0, y1, wy):  # pragma: no cover - compiled
+    """Add one thumbnail row's splat ``row (D, Gw, M)`` into grid rows ``y0`` and ``y1`` of ``acc``
+    ``(D, Gh, Gw, M)`` with weights ``1 − wy`` and ``wy``."""
+    d, gw, m = row.shape
+    for z in range(d):
+        for g in range(gw):
+            for k in range(m):
+                v = row[z, g, k]
+                acc[z, y0, g, k] += (1.0 - wy) * v
+                acc[z, y1, g, k] += wy * v
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
 def _splat(x, q, gz, gh, gw, acc):  # pragma: no cover - compiled
-    """Accumulate every pixel's 22 moments, trilinearly weighted, into its 8 cells' ``acc``."""
+    """Accumulate every pixel's 22 moments, trilinearly weighted, into its 8 cells' ``acc``:
+    separably, as :func:`_splat_pixels`."""
     _, h, w = x.shape
     d = acc.shape[0]
     xs0, xs1, xw = _cell_axis(w, gw)
     ys0, ys1, yw = _cell_axis(h, gh)
+    row = np.zeros((d, gw, acc.shape[3]))
     for r in range(h):
-        y0, y1, wy = ys0[r], ys1[r], yw[r]
+        row[:] = 0.0
         for c in range(w):
             p0, p1, p2 = x[0, r, c], x[1, r, c], x[2, r, c]
             t0, t1, t2 = q[0, r, c], q[1, r, c], q[2, r, c]
@@ -106,16 +121,11 @@ def _splat(x, q, gz, gh, gw, acc):  # pragma: no cover - compiled
             z1 = min(z0 + 1, d - 1)
             wz = fz - z0
             x0, x1, wx = xs0[c], xs1[c], xw[c]
-            a0, a1 = (1.0 - wz) * (1.0 - wy), (1.0 - wz) * wy
-            a2, a3 = wz * (1.0 - wy), wz * wy
-            _add_moments(acc[z0, y0, x0], a0 * (1.0 - wx), m)
-            _add_moments(acc[z0, y0, x1], a0 * wx, m)
-            _add_moments(acc[z0, y1, x0], a1 * (1.0 - wx), m)
-            _add_moments(acc[z0, y1, x1], a1 * wx, m)
-            _add_moments(acc[z1, y0, x0], a2 * (1.0 - wx), m)
-            _add_moments(acc[z1, y0, x1], a2 * wx, m)
-            _add_moments(acc[z1, y1, x0], a3 * (1.0 - wx), m)
-            _add_moments(acc[z1, y1, x1], a3 * wx, m)
+            _add_moments(row[z0, x0], (1.0 - wz) * (1.0 - wx), m)
+            _add_moments(row[z0, x1], (1.0 - wz) * wx, m)
+            _add_moments(row[z1, x0], wz * (1.0 - wx), m)
+            _add_moments(row[z1, x1], wz * wx, m)
+        _add_row(row, acc, ys0[r], ys1[r], yw[r])
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
@@ -195,13 +205,16 @@ _N_GAIN_MOMENTS = 5
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
 def _splat_gain(x, q, gz, gh, gw, acc):  # pragma: no cover - compiled
-    """As :func:`_splat` for the gain model ``y_c = a·x_c + b`` (one gain and offset for all channels)."""
+    """As :func:`_splat` for the gain model ``y_c = a·x_c + b`` (one gain and offset for all channels).
+    Separably, as :func:`_splat_pixels`: each row into its (depth, column) cells, then the row's
+    sums into the two grid rows around it."""
     _, h, w = x.shape
     d = acc.shape[0]
     xs0, xs1, xw = _cell_axis(w, gw)
     ys0, ys1, yw = _cell_axis(h, gh)
+    row = np.zeros((d, gw, _N_GAIN_MOMENTS))
     for r in range(h):
-        y0, y1, wy = ys0[r], ys1[r], yw[r]
+        row[:] = 0.0
         for c in range(w):
             p0, p1, p2 = x[0, r, c], x[1, r, c], x[2, r, c]
             t0, t1, t2 = q[0, r, c], q[1, r, c], q[2, r, c]
@@ -214,17 +227,17 @@ def _splat_gain(x, q, gz, gh, gw, acc):  # pragma: no cover - compiled
             z1 = min(z0 + 1, d - 1)
             wz = fz - z0
             x0, x1, wx = xs0[c], xs1[c], xw[c]
-            for k in range(8):
-                zi, wzk = (z1, wz) if k & 4 else (z0, 1.0 - wz)
-                yi, wyk = (y1, wy) if k & 2 else (y0, 1.0 - wy)
+            for k in range(4):
+                zi, wzk = (z1, wz) if k & 2 else (z0, 1.0 - wz)
                 xi, wxk = (x1, wx) if k & 1 else (x0, 1.0 - wx)
-                wt = wzk * wyk * wxk
-                cell = acc[zi, yi, xi]
+                wt = wzk * wxk
+                cell = row[zi, xi]
                 cell[0] += wt * m0
                 cell[1] += wt * m1
                 cell[2] += wt * 3.0
                 cell[3] += wt * m3
                 cell[4] += wt * m4
+        _add_row(row, acc, ys0[r], ys1[r], yw[r])
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
@@ -289,13 +302,16 @@ def _add4(cell, wt, p0, p1, p2):  # pragma: no cover - compiled
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
 def _splat_pixels(x, gz, gh, gw, acc):  # pragma: no cover - compiled
-    """Trilinear splat of every pixel's ``(r, g, b, 1)`` into its 8 cells."""
+    """Trilinear splat of every pixel's ``(r, g, b, 1)`` into its 8 cells, separably: each row into
+    its 4 (depth, column) cells of a row buffer, then the row into the two grid rows around it
+    (half the scattered additions, into a buffer that stays in L1)."""
     _, h, w = x.shape
     d = acc.shape[0]
     xs0, xs1, xw = _cell_axis(w, gw)
     ys0, ys1, yw = _cell_axis(h, gh)
+    row = np.zeros((d, gw, 4))
     for r in range(h):
-        y0, y1, wy = ys0[r], ys1[r], yw[r]
+        row[:] = 0.0
         for c in range(w):
             x0, x1, wx = xs0[c], xs1[c], xw[c]
             fz = gz[r, c]
@@ -303,16 +319,11 @@ def _splat_pixels(x, gz, gh, gw, acc):  # pragma: no cover - compiled
             z1 = min(z0 + 1, d - 1)
             wz = fz - z0
             p0, p1, p2 = x[0, r, c], x[1, r, c], x[2, r, c]
-            a0, a1 = (1.0 - wz) * (1.0 - wy), (1.0 - wz) * wy
-            a2, a3 = wz * (1.0 - wy), wz * wy
-            _add4(acc[z0, y0, x0], a0 * (1.0 - wx), p0, p1, p2)
-            _add4(acc[z0, y0, x1], a0 * wx, p0, p1, p2)
-            _add4(acc[z0, y1, x0], a1 * (1.0 - wx), p0, p1, p2)
-            _add4(acc[z0, y1, x1], a1 * wx, p0, p1, p2)
-            _add4(acc[z1, y0, x0], a2 * (1.0 - wx), p0, p1, p2)
-            _add4(acc[z1, y0, x1], a2 * wx, p0, p1, p2)
-            _add4(acc[z1, y1, x0], a3 * (1.0 - wx), p0, p1, p2)
-            _add4(acc[z1, y1, x1], a3 * wx, p0, p1, p2)
+            _add4(row[z0, x0], (1.0 - wz) * (1.0 - wx), p0, p1, p2)
+            _add4(row[z0, x1], (1.0 - wz) * wx, p0, p1, p2)
+            _add4(row[z1, x0], wz * (1.0 - wx), p0, p1, p2)
+            _add4(row[z1, x1], wz * wx, p0, p1, p2)
+        _add_row(row, acc, ys0[r], ys1[r], yw[r])
 
 
 def pixel_moments(thumb: Thumbnail, shape: tuple[int, int, int], guide: torch.Tensor | None = None) -> np.ndarray:
