@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from streamfix.grid.bilateral import Thumbnail
+from streamfix.grid.colour import PlaneFormat
 from streamfix.grid.planes import Planes
 from streamfix.grid.slicing import RGB_LUMA
 
@@ -105,6 +106,12 @@ def _yuv_to_rgb(yuv, m, yo, ys, rgb, luma):  # pragma: no cover - compiled
             luma[i, j] = min(max((yv - yo) / ys, 0.0), 1.0)
 
 
+@functools.lru_cache(maxsize=16)
+def _code_to_rgb(fmt: PlaneFormat) -> np.ndarray:
+    """``fmt``'s codes → RGB matrix (4, 4) as float32, made once per format."""
+    return fmt.code_to_rgb().numpy().astype(np.float32)
+
+
 def shrink_plane(plane: np.ndarray, size: tuple[int, int], out: np.ndarray | None = None) -> np.ndarray:
     """Resample a ``(H, W)`` plane of codes (uint8/uint16, views fine) to ``size`` as float32
     codes, :func:`resample_weights` along both axes, in one pass over the plane with no float
@@ -131,7 +138,7 @@ def thumbnail_from_planes(planes: Planes, long_side: int = THUMBNAIL_LONG_SIDE) 
     rgb = np.empty((3, h, w), np.float32)
     luma = np.empty((h, w), np.float32)
     yo, ys = planes.fmt.luma_scale()
-    _yuv_to_rgb(yuv, planes.fmt.code_to_rgb().numpy().astype(np.float32), np.float32(yo), np.float32(ys), rgb, luma)
+    _yuv_to_rgb(yuv, _code_to_rgb(planes.fmt), np.float32(yo), np.float32(ys), rgb, luma)
     return Thumbnail(torch.from_numpy(rgb), torch.from_numpy(luma))
 
 
