@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from streamfix.grid.bilateral import BilateralGrid, Thumbnail
-from streamfix.grid.colour import PlaneFormat, affine_to_code_domain
+from streamfix.grid.colour import PlaneFormat, affine_to_code_cells, affine_to_code_domain
 from streamfix.grid.fit import GridFitter, fit_grid
 from streamfix.grid.kernels import is_neutral, slice_planes_cpu, slice_rgb_cpu
 from streamfix.grid.planes import Planes
@@ -221,6 +221,16 @@ def test_code_domain_affine_equals_rgb_affine() -> None:
     out_yuv = c @ yuv
     back = (t @ torch.cat([out_yuv, torch.ones(1, dtype=torch.float64)]))[:3]
     assert torch.allclose(back, out_rgb, atol=1e-9)
+
+
+@pytest.mark.parametrize("fmt", [PlaneFormat(8, "bt709", False), PlaneFormat(10, "bt2020", True)])
+def test_code_domain_cells_equal_the_torch_rewrite(fmt: PlaneFormat) -> None:
+    """The CPU kernels' compiled rewrite (cells last) gives the torch one's coefficients."""
+    grid = random_grid((4, 3, 5), seed=7, curved=True)
+    want = affine_to_code_domain(grid.coeffs, fmt).permute(1, 2, 3, 0).numpy()
+    got = affine_to_code_cells(grid.coeffs, fmt)
+    assert got.shape == (4, 3, 5, 12) and got.dtype == np.float32
+    assert np.allclose(got, want, rtol=1e-6, atol=1e-4 * float(np.abs(want).max()))
 
 
 def test_colour_matrices_map_white_and_black() -> None:

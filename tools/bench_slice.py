@@ -78,16 +78,16 @@ def main() -> None:
           f"{ref[0] / fused_neutral[0]:.1f}x neutral")
     # the kernel's parts, as CPU time of this thread (robust to other load on the machine)
     from streamfix.grid import kernels as K
-    from streamfix.grid.colour import affine_to_code_domain, depth_lut
+    from streamfix.grid.colour import affine_to_code_cells, depth_lut
 
-    c = K._cells_last(affine_to_code_domain(grid.coeffs, fmt))
+    c = affine_to_code_cells(grid.coeffs, fmt)
     lutz = depth_lut(grid.guide_curve(), fmt, 16).numpy()
     z0 = np.floor(lutz).astype(np.int32)
     wz = (lutz - z0).astype(np.float32)
     lt, ct = np.empty((16, 16, 256, 3), np.float32), np.empty((2, 16, 16, 256, 3), np.float32)
     yb = np.empty(p.u.shape, np.uint8)
     K._block_luma(p.y, 1, 1, yb)
-    cn = K._cells_last(affine_to_code_domain(neutral.coeffs, fmt))
+    cn = affine_to_code_cells(neutral.coeffs, fmt)
     nlt, ngt = np.empty((16, 16, 256), np.float32), np.empty((16, 16, 256), np.float32)
     parts = {
         "value tables": lambda: K._value_tables(c, z0, wz, lt, ct),

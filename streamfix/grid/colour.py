@@ -19,6 +19,8 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
+import numba
+import numpy as np
 import torch
 
 #: (Kr, Kb) of the luma equation Y = Kr·R + (1 − Kr − Kb)·G + Kb·B
@@ -114,6 +116,33 @@ def affine_to_code_domain(coeffs: torch.Tensor, fmt: PlaneFormat) -> torch.Tenso
     c = torch.tensordot(left, t, dims=([1], [0])).permute(0, 2, 1)  # (3, 4, cells)
     c = c + (t_inv[:3, 3:] @ t[3:, :]).unsqueeze(-1)
     return c.reshape(12, d, h, w).to(torch.float32).contiguous()
+
+
+def affine_to_code_cells(coeffs: torch.Tensor, fmt: PlaneFormat) -> np.ndarray:
+    """:func:`affine_to_code_domain` for the CPU kernels, cells last: ``(D, Gh, Gw, 12)`` float32,
+    in one compiled loop over the cells (the torch version's small operators cost ≈ 0.3 ms)."""
+    _, d, h, w = coeffs.shape
+    t, t_inv = (m.numpy() for m in _code_rgb_pair(fmt))
+    a = np.ascontiguousarray(coeffs.detach().cpu().numpy(), dtype=np.float32).reshape(12, d * h * w)
+    out = np.empty((d * h * w, 12), np.float32)
+    _code_cells(a, t_inv, t, out)
+    return out.reshape(d, h, w, 12)
+
+
+@numba.njit(cache=True, nogil=True)
+def _code_cells(a, t_inv, t, out):  # pragma: no cover - compiled
+    """Per cell ``n``: ``out[n] = (T⁻¹[:3, :3]·A·T + T⁻¹[:3, 3]·T[3])`` flattened, ``A = a[:, n]`` as 3×4."""
+    left = np.empty((3, 4))
+    for n in range(a.shape[1]):
+        for i in range(3):
+            for k in range(4):
+                left[i, k] = t_inv[i, 0] * a[k, n] + t_inv[i, 1] * a[4 + k, n] + t_inv[i, 2] * a[8 + k, n]
+        for i in range(3):
+            for j in range(4):
+                v = t_inv[i, 3] * t[3, j]
+                for k in range(4):
+                    v += left[i, k] * t[k, j]
+                out[n, 4 * i + j] = v
 
 
 @functools.lru_cache(maxsize=32)

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from streamfix.grid.bilateral import BilateralGrid, interp1d
-from streamfix.grid.colour import PlaneFormat, affine_to_code_domain, depth_lut
+from streamfix.grid.colour import PlaneFormat, affine_to_code_cells, depth_lut
 from streamfix.grid.planes import Planes
 from streamfix.grid.simd import LANES, affine_luma8, affine_luma8_half, neutral_chroma8, neutral_luma8
 from streamfix.grid.slicing import RGB_LUMA
@@ -355,7 +355,7 @@ def slice_planes_cpu(planes: Planes, grid: BilateralGrid, out: Planes | None = N
     if any(p.strides[1] != p.itemsize for p in (planes.y, planes.u, planes.v)):
         planes = Planes(*(np.ascontiguousarray(p) for p in (planes.y, planes.u, planes.v)), fmt)
     d, gh, gw = grid.shape
-    c = _cells_last(affine_to_code_domain(grid.coeffs, fmt))
+    c = affine_to_code_cells(grid.coeffs, fmt)
     lutz = depth_lut(grid.guide_curve(), fmt, d).numpy()
     z0 = np.floor(lutz).astype(np.int32)
     wz = (lutz - z0).astype(np.float32)
@@ -386,7 +386,7 @@ def is_neutral(grid: BilateralGrid, fmt: PlaneFormat | None = None) -> bool:
     them are such grids; :func:`slice_planes_cpu` slices them with one table lookup per sample
     instead of three."""
     fmt = fmt or PlaneFormat()
-    return _is_neutral_code(_cells_last(affine_to_code_domain(grid.coeffs, fmt)), fmt)
+    return _is_neutral_code(affine_to_code_cells(grid.coeffs, fmt), fmt)
 
 
 def _is_neutral_code(c: np.ndarray, fmt: PlaneFormat, tol: float = 1e-5) -> bool:
