@@ -29,7 +29,6 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
     """One process's measurement with whatever ``streamfix`` is importable (the tree under test)."""
     import av
 
-    from streamfix.denoise import TemporalDenoiser
     from streamfix.engines import create_engine
     from streamfix.enhancer import Enhancer, StageClock
     from streamfix.grid.planes import Planes
@@ -37,11 +36,15 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
     from streamfix.synth import backlit_frame
     from streamfix.temporal import TemporalFilter
 
+    extra = {}
+    if args.denoise > 0:  # revisions before the temporal denoiser take --denoise 0
+        from streamfix.denoise import TemporalDenoiser
+
+        extra["denoiser"] = TemporalDenoiser(args.denoise)
     w, h = (int(v) for v in args.size.split("x"))
     planes = [planes_of(av.VideoFrame.from_ndarray(backlit_frame(w, h, t / 30), format="rgb24")
                         .reformat(format="yuv420p")) for t in range(args.frames)]
-    denoiser = TemporalDenoiser(args.denoise) if args.denoise > 0 else None
-    enhancer = Enhancer(create_engine(args.engine), temporal=TemporalFilter(), denoiser=denoiser)
+    enhancer = Enhancer(create_engine(args.engine), temporal=TemporalFilter(), **extra)
     enhancer.bind_thread()
     out = Planes.empty_like(planes[0])
     for p in planes[:3]:  # compile, warm up
