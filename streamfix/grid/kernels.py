@@ -27,6 +27,8 @@ Example:
 
 from __future__ import annotations
 
+import functools
+
 import numba
 import numpy as np
 import torch
@@ -155,35 +157,40 @@ def _luma_kernel(y, u, v, out, tables, sy, sx, top):  # pragma: no cover - compi
             orow[x] = _affine_sample(row, xa[x], xb[x], wx[x], yrow[x], urow[x >> sx], vrow[x >> sx], ftop)
 
 
+@numba.njit(fastmath=True, nogil=True, cache=True, inline="always")
+def _block_luma_row(y, r, sy, sx, orow):  # pragma: no cover - compiled
+    """Row ``r`` of :func:`_block_luma` into ``orow``."""
+    h, w = y.shape
+    wc = orow.shape[0]
+    fy, fx = 1 << sy, 1 << sx
+    shift = sy + sx
+    half = (1 << shift) >> 1
+    ra = y[min(r * fy, h - 1)]
+    rb = y[min(r * fy + fy - 1, h - 1)]
+    if fx == 1:
+        for j in range(wc):
+            orow[j] = (np.int32(ra[j]) + np.int32(rb[j]) + half) >> shift if fy > 1 else ra[j]
+    elif w >= 2 * wc:  # the common case, no odd right edge: a branch-free, vectorisable loop
+        for j in range(wc):
+            s = np.int32(ra[2 * j]) + np.int32(ra[2 * j + 1])
+            if fy > 1:
+                s += np.int32(rb[2 * j]) + np.int32(rb[2 * j + 1])
+            orow[j] = (s + half) >> shift
+    else:
+        for j in range(wc):
+            x1 = min(2 * j + 1, w - 1)
+            s = np.int32(ra[2 * j]) + np.int32(ra[x1])
+            if fy > 1:
+                s += np.int32(rb[2 * j]) + np.int32(rb[x1])
+            orow[j] = (s + half) >> shift
+
+
 @numba.njit(parallel=True, fastmath=True, nogil=True, cache=True)
 def _block_luma(y, sy, sx, out):  # pragma: no cover - compiled
     """Rounded mean luma code of each chroma sample's ``2^sy × 2^sx`` block (edge pixels repeat
     where the luma plane has an odd size): the code that picks the sample's depth in the grid."""
-    h, w = y.shape
-    hc, wc = out.shape
-    fy, fx = 1 << sy, 1 << sx
-    shift = sy + sx
-    half = (1 << shift) >> 1
-    for r in numba.prange(hc):
-        ra = y[min(r * fy, h - 1)]
-        rb = y[min(r * fy + fy - 1, h - 1)]
-        orow = out[r]
-        if fx == 1:
-            for j in range(wc):
-                orow[j] = (np.int32(ra[j]) + np.int32(rb[j]) + half) >> shift if fy > 1 else ra[j]
-        elif w >= 2 * wc:  # the common case, no odd right edge: a branch-free, vectorisable loop
-            for j in range(wc):
-                s = np.int32(ra[2 * j]) + np.int32(ra[2 * j + 1])
-                if fy > 1:
-                    s += np.int32(rb[2 * j]) + np.int32(rb[2 * j + 1])
-                orow[j] = (s + half) >> shift
-        else:
-            for j in range(wc):
-                x1 = min(2 * j + 1, w - 1)
-                s = np.int32(ra[2 * j]) + np.int32(ra[x1])
-                if fy > 1:
-                    s += np.int32(rb[2 * j]) + np.int32(rb[x1])
-                orow[j] = (s + half) >> shift
+    for r in numba.prange(out.shape[0]):
+        _block_luma_row(y, r, sy, sx, out[r])
 
 
 @numba.njit(parallel=True, fastmath=True, nogil=True, cache=True)
@@ -267,8 +274,10 @@ def _neutral_luma_kernel(y, out, tables, top):  # pragma: no cover - compiled
 
 
 @numba.njit(parallel=True, fastmath=True, nogil=True, cache=True)
-def _neutral_chroma_kernel(yb, u, v, out_u, out_v, tables, h, w, sy, sx, mid, top):  # pragma: no cover - compiled
-    """Chroma of a neutral grid: ``mid + g·(U − mid)`` with one gain lookup pair per sample."""
+def _neutral_chroma_kernel(y, u, v, out_u, out_v, tables, sy, sx, mid, top):  # pragma: no cover - compiled
+    """Chroma of a neutral grid: ``mid + g·(U − mid)`` with one gain lookup pair per sample, the
+    gain's depth picked by the sample's block luma (:func:`_block_luma`, made row by row here)."""
+    h, w = y.shape
     hc, wc = u.shape
     gh, gw, nv = tables.shape[0], tables.shape[1], tables.shape[2]
     fy, fx = 1 << sy, 1 << sx
@@ -280,7 +289,8 @@ def _neutral_chroma_kernel(yb, u, v, out_u, out_v, tables, h, w, sy, sx, mid, to
     for r in numba.prange(hc):
         y0, y1, wy = _axis(h, gh, (fy - 1) / 2.0, fy, r)
         row = _lerp_flat(flat, y0, y1, wy)
-        ybr = yb[r]
+        ybr = np.empty(wc, y.dtype)
+        _block_luma_row(y, r, sy, sx, ybr)
         urow = u[r]
         vrow = v[r]
         ourow = out_u[r]
@@ -336,6 +346,20 @@ def _cells_last(coeffs: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(coeffs.permute(1, 2, 3, 0).numpy(), dtype=np.float32)
 
 
+def _depth_split(guide: torch.Tensor | None, fmt: PlaneFormat, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per luma code its grid depth (:func:`depth_lut`) split into the lower bin (int32) and the
+    upper bin's weight (float32), as the value-table kernels read them."""
+    lutz = depth_lut(guide if guide is not None else torch.linspace(0.0, 1.0, 2), fmt, d).numpy()
+    z0 = np.floor(lutz).astype(np.int32)
+    return z0, (lutz - z0).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=16)
+def _identity_depth(fmt: PlaneFormat, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_depth_split` of the identity guide (SCI's and ExCNet's grids), made once per format."""
+    return _depth_split(None, fmt, d)
+
+
 def slice_planes_cpu(planes: Planes, grid: BilateralGrid, out: Planes | None = None) -> Planes:
     """Apply ``grid`` to YUV ``planes`` in one fused pass; writes into ``out`` (allocated if None).
 
@@ -356,24 +380,22 @@ def slice_planes_cpu(planes: Planes, grid: BilateralGrid, out: Planes | None = N
         planes = Planes(*(np.ascontiguousarray(p) for p in (planes.y, planes.u, planes.v)), fmt)
     d, gh, gw = grid.shape
     c = affine_to_code_cells(grid.coeffs, fmt)
-    lutz = depth_lut(grid.guide_curve(), fmt, d).numpy()
-    z0 = np.floor(lutz).astype(np.int32)
-    wz = (lutz - z0).astype(np.float32)
+    z0, wz = _depth_split(grid.guide, fmt, d) if grid.guide is not None else _identity_depth(fmt, d)
     sy, sx = fmt.chroma_shift
     h, w = planes.y.shape
-    yb = np.empty(planes.u.shape, planes.y.dtype)
-    _block_luma(planes.y, sy, sx, yb)
     if _is_neutral_code(c, fmt):
-        luma_tables = np.empty((gh, gw, lutz.shape[0]), np.float32)
-        gain_tables = np.empty((gh, gw, lutz.shape[0]), np.float32)
+        luma_tables = np.empty((gh, gw, z0.shape[0]), np.float32)
+        gain_tables = np.empty((gh, gw, z0.shape[0]), np.float32)
         _neutral_tables(c, z0, wz, luma_tables, gain_tables)
         _neutral_luma_kernel(planes.y, out.y, luma_tables, fmt.max_code)
         mid = fmt.chroma_scale()[0]
-        _neutral_chroma_kernel(yb, planes.u, planes.v, out.u, out.v, gain_tables, h, w, sy, sx, mid, fmt.max_code)
+        _neutral_chroma_kernel(planes.y, planes.u, planes.v, out.u, out.v, gain_tables, sy, sx, mid, fmt.max_code)
         return out
-    luma_tables = np.empty((gh, gw, lutz.shape[0], 3), np.float32)
-    chroma_tables = np.empty((2, gh, gw, lutz.shape[0], 3), np.float32)
+    luma_tables = np.empty((gh, gw, z0.shape[0], 3), np.float32)
+    chroma_tables = np.empty((2, gh, gw, z0.shape[0], 3), np.float32)
     _value_tables(c, z0, wz, luma_tables, chroma_tables)
+    yb = np.empty(planes.u.shape, planes.y.dtype)
+    _block_luma(planes.y, sy, sx, yb)
     _luma_kernel(planes.y, planes.u, planes.v, out.y, luma_tables, sy, sx, fmt.max_code)
     _chroma_kernel(yb, planes.u, planes.v, out.u, out.v, chroma_tables, h, w, sy, sx, fmt.max_code)
     return out

@@ -101,8 +101,9 @@ def _yuv_to_rgb(yuv, m, yo, ys, rgb, luma):  # pragma: no cover - compiled
     for i in range(yuv.shape[1]):
         for j in range(yuv.shape[2]):
             yv, uv, vv = yuv[0, i, j], yuv[1, i, j], yuv[2, i, j]
-            for c in range(3):
-                rgb[c, i, j] = min(max(m[c, 0] * yv + m[c, 1] * uv + m[c, 2] * vv + m[c, 3], 0.0), 1.0)
+            rgb[0, i, j] = min(max(m[0, 0] * yv + m[0, 1] * uv + m[0, 2] * vv + m[0, 3], 0.0), 1.0)
+            rgb[1, i, j] = min(max(m[1, 0] * yv + m[1, 1] * uv + m[1, 2] * vv + m[1, 3], 0.0), 1.0)
+            rgb[2, i, j] = min(max(m[2, 0] * yv + m[2, 1] * uv + m[2, 2] * vv + m[2, 3], 0.0), 1.0)
             luma[i, j] = min(max((yv - yo) / ys, 0.0), 1.0)
 
 
