@@ -302,15 +302,19 @@ def _add4(cell, wt, p0, p1, p2):  # pragma: no cover - compiled
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
 def _splat_pixels(x, gz, gh, gw, acc):  # pragma: no cover - compiled
-    """Trilinear splat of every pixel's ``(r, g, b, 1)`` into its 8 cells, separably: each row into
-    its 4 (depth, column) cells of a row buffer, then the row into the two grid rows around it
-    (half the scattered additions, into a buffer that stays in L1)."""
+    """Trilinear splat of every pixel's ``(r, g, b, 1)`` into its 8 cells. Separably where the
+    depth is a grid's (each row into its 4 (depth, column) cells of a row buffer, then the row into
+    the two grid rows around it: half the scattered additions, into a buffer that stays in L1);
+    directly where it is fine (:class:`LumaMoments`' 256 bins), whose row buffer would cost more to
+    flush than it saves."""
     _, h, w = x.shape
     d = acc.shape[0]
     xs0, xs1, xw = _cell_axis(w, gw)
     ys0, ys1, yw = _cell_axis(h, gh)
-    row = np.zeros((d, gw, 4))
+    separable = d * gw <= 2 * w  # the row flush (2·d·gw·4 additions) against 4·4 saved per pixel
+    row = np.zeros((d if separable else 1, gw, 4))
     for r in range(h):
+        y0, y1, wy = ys0[r], ys1[r], yw[r]
         row[:] = 0.0
         for c in range(w):
             x0, x1, wx = xs0[c], xs1[c], xw[c]
@@ -319,11 +323,24 @@ def _splat_pixels(x, gz, gh, gw, acc):  # pragma: no cover - compiled
             z1 = min(z0 + 1, d - 1)
             wz = fz - z0
             p0, p1, p2 = x[0, r, c], x[1, r, c], x[2, r, c]
-            _add4(row[z0, x0], (1.0 - wz) * (1.0 - wx), p0, p1, p2)
-            _add4(row[z0, x1], (1.0 - wz) * wx, p0, p1, p2)
-            _add4(row[z1, x0], wz * (1.0 - wx), p0, p1, p2)
-            _add4(row[z1, x1], wz * wx, p0, p1, p2)
-        _add_row(row, acc, ys0[r], ys1[r], yw[r])
+            if separable:
+                _add4(row[z0, x0], (1.0 - wz) * (1.0 - wx), p0, p1, p2)
+                _add4(row[z0, x1], (1.0 - wz) * wx, p0, p1, p2)
+                _add4(row[z1, x0], wz * (1.0 - wx), p0, p1, p2)
+                _add4(row[z1, x1], wz * wx, p0, p1, p2)
+            else:
+                a0, a1 = (1.0 - wz) * (1.0 - wy), (1.0 - wz) * wy
+                a2, a3 = wz * (1.0 - wy), wz * wy
+                _add4(acc[z0, y0, x0], a0 * (1.0 - wx), p0, p1, p2)
+                _add4(acc[z0, y0, x1], a0 * wx, p0, p1, p2)
+                _add4(acc[z0, y1, x0], a1 * (1.0 - wx), p0, p1, p2)
+                _add4(acc[z0, y1, x1], a1 * wx, p0, p1, p2)
+                _add4(acc[z1, y0, x0], a2 * (1.0 - wx), p0, p1, p2)
+                _add4(acc[z1, y0, x1], a2 * wx, p0, p1, p2)
+                _add4(acc[z1, y1, x0], a3 * (1.0 - wx), p0, p1, p2)
+                _add4(acc[z1, y1, x1], a3 * wx, p0, p1, p2)
+        if separable:
+            _add_row(row, acc, y0, y1, wy)
 
 
 def pixel_moments(thumb: Thumbnail, shape: tuple[int, int, int], guide: torch.Tensor | None = None) -> np.ndarray:
