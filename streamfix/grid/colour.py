@@ -105,22 +105,17 @@ def affine_to_code_domain(coeffs: torch.Tensor, fmt: PlaneFormat) -> torch.Tenso
         fmt: the planes' format.
 
     Returns:
-        ``(12, D, Gh, Gw)`` float32: ``out[4*c + k]`` weighs input ``k ∈ (Y, U, V, 1)`` (codes)
-        in output plane ``c ∈ (Y, U, V)`` (codes).
+        ``(12, D, Gh, Gw)`` float32 on the CPU: ``out[4*c + k]`` weighs input ``k ∈ (Y, U, V, 1)``
+        (codes) in output plane ``c ∈ (Y, U, V)`` (codes). :func:`affine_to_code_cells` laid out
+        for the device path and the reference slicer.
     """
-    _, d, h, w = coeffs.shape
-    t, t_inv = _code_rgb_pair(fmt)
-    # [A; 0 0 0 1] in homogeneous form: T⁻¹·A_h·T = T⁻¹[:3, :3]·A·T + T⁻¹[:3, 3]·T[3] — two GEMMs
-    a = coeffs.to(torch.float64).reshape(3, 4, d * h * w)  # (row, col, cell)
-    left = torch.tensordot(t_inv[:3, :3], a, dims=([1], [0]))  # (3, 4, cells)
-    c = torch.tensordot(left, t, dims=([1], [0])).permute(0, 2, 1)  # (3, 4, cells)
-    c = c + (t_inv[:3, 3:] @ t[3:, :]).unsqueeze(-1)
-    return c.reshape(12, d, h, w).to(torch.float32).contiguous()
+    return torch.from_numpy(affine_to_code_cells(coeffs, fmt)).permute(3, 0, 1, 2).contiguous()
 
 
 def affine_to_code_cells(coeffs: torch.Tensor, fmt: PlaneFormat) -> np.ndarray:
-    """:func:`affine_to_code_domain` for the CPU kernels, cells last: ``(D, Gh, Gw, 12)`` float32,
-    in one compiled loop over the cells (the torch version's small operators cost ≈ 0.3 ms)."""
+    """The grid's affines rewritten for YUV codes, cells last as the CPU kernels read them:
+    ``(D, Gh, Gw, 12)`` float32, ``T⁻¹·[A; 0 0 0 1]·T`` per cell with ``T`` :meth:`PlaneFormat.code_to_rgb`,
+    in one compiled loop over the cells (torch's small operators for the same cost ≈ 0.3 ms)."""
     _, d, h, w = coeffs.shape
     t, t_inv = (m.numpy() for m in _code_rgb_pair(fmt))
     a = np.ascontiguousarray(coeffs.detach().cpu().numpy(), dtype=np.float32).reshape(12, d * h * w)
