@@ -315,3 +315,25 @@ def test_train_cli_usage_errors(tmp_path: Path) -> None:
     cv2.imwrite(str(tmp_path / "a.png"), _scene(20, 20))
     with pytest.raises(UsageError):
         run_synth(ns)
+
+
+def test_exposure_jitter_reexposes_real_inputs_only() -> None:
+    """The sampler's exposure jitter changes the jittered groups' input crops by a gain within
+    ±J stops (under a 2.2 gamma) and leaves their targets, and the other groups, untouched."""
+    from streamfix.train.backlitnet import PairSampler
+
+    flat_in, flat_target = np.full((40, 40, 3), 100, np.uint8), np.full((40, 40, 3), 60, np.uint8)
+    for group, moved in ((0, True), (1, False)):
+        shares = [1.0, 0.0] if group == 0 else [0.0, 1.0]
+        sampler = PairSampler([[(flat_in, flat_target)]] * 2, shares, 16, 16, np.random.default_rng(1),
+                              exposure_jitter=1.0, jittered=[0])
+        lo, hi, tg = sampler.batch(16)
+        means = hi.mean(dim=(1, 2, 3)) * 255.0
+        if moved:
+            assert float(means.min()) < 90 and float(means.max()) > 110  # darker and brighter crops
+            lo_stops, hi_stops = 2.2 * math.log2(float(means.min()) / 100), 2.2 * math.log2(float(means.max()) / 100)
+            assert lo_stops >= -1.01 and hi_stops <= 1.01
+            assert torch.allclose(lo.mean(dim=(1, 2, 3)) * 255.0, means, atol=0.6)  # the network sees it too
+        else:
+            assert torch.allclose(means, torch.full_like(means, 100.0), atol=0.01)
+        assert torch.allclose(tg * 255.0, torch.full_like(tg, 60.0), atol=0.01)  # targets never re-exposed

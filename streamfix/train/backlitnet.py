@@ -167,6 +167,12 @@ class PairSampler:
         crop: side of the square full-resolution view.
         input_size: side of the network's square input.
         rng: the random generator.
+        exposure_jitter: for the groups in ``jittered``, the input crop's exposure is changed by a
+            uniform random ``u ∈ [−exposure_jitter, +exposure_jitter]`` stops (codes × 2^(u / 2.2):
+            a gain in linear light under a 2.2 gamma, clipped) while the target stays: the same
+            retouch must be reached from a range of exposures, as in Afifi et al.'s
+            multi-exposure rendering of FiveK (CVPR 2021), instead of one input memorised.
+        jittered: indices of the groups whose inputs are jittered.
     """
 
     def __init__(
@@ -176,8 +182,12 @@ class PairSampler:
         crop: int,
         input_size: int,
         rng: np.random.Generator,
+        exposure_jitter: float = 0.0,
+        jittered: Sequence[int] = (),
     ) -> None:
         self.groups = [list(g) for g in groups]
+        self.exposure_jitter = exposure_jitter
+        self.jittered = frozenset(jittered)
         p = np.asarray(shares, np.float64)
         self.shares = p / p.sum()
         self.crop = crop
@@ -198,10 +208,14 @@ class PairSampler:
         """``(lo (n, 3, S, S), hi (n, 3, crop, crop), target (n, 3, crop, crop))`` float32 in [0, 1]."""
         lo, hi, tg = [], [], []
         for _ in range(n):
-            g = self.groups[int(self.rng.choice(len(self.groups), p=self.shares))]
+            k = int(self.rng.choice(len(self.groups), p=self.shares))
+            g = self.groups[k]
             a, b = g[int(self.rng.integers(0, len(g)))]
             y, x, ch, cw = self._window(*a.shape[:2])
             pa, pb = a[y : y + ch, x : x + cw], b[y : y + ch, x : x + cw]
+            if self.exposure_jitter > 0 and k in self.jittered:
+                gain = 2.0 ** (self.rng.uniform(-self.exposure_jitter, self.exposure_jitter) / 2.2)
+                pa = np.clip(np.rint(pa.astype(np.float32) * gain), 0, 255).astype(np.uint8)
             if self.rng.random() < 0.5:
                 pa, pb = pa[:, ::-1], pb[:, ::-1]
             native = torch.from_numpy(np.ascontiguousarray(pa)).permute(2, 0, 1).float() / 255.0
@@ -441,6 +455,7 @@ def train_backlitnet(
     toe: float = 0.0,
     toe_min_gain: float = 0.0,
     ema: float = 0.0,
+    exposure_jitter: float = 0.0,
     lr: float = 1e-3,
     long_side: int = 512,
     config: BacklitNetConfig | None = None,
@@ -473,6 +488,8 @@ def train_backlitnet(
         ema: decay of an exponential moving average of the weights (0: off); with it, the
             averaged weights are returned (Polyak averaging: less dependent on the last batches
             than the final iterate). The decay ramps up as ``min(ema, (1 + it) / (10 + it))``.
+        exposure_jitter: the real pairs' inputs re-exposed by up to this many stops either way,
+            their targets kept (:class:`PairSampler`); 0: off.
         lr: peak learning rate.
         long_side: images are downscaled to this long side when loaded.
         config: the network's shape.
@@ -516,7 +533,8 @@ def train_backlitnet(
         net.train()
         opt = torch.optim.Adam(net.parameters(), lr=lr)
         averaged = copy.deepcopy(net).requires_grad_(False) if ema > 0 else None
-        sampler = PairSampler(groups, shares, crop, net.config.input_size, rng)
+        sampler = PairSampler(groups, shares, crop, net.config.input_size, rng, exposure_jitter,
+                              jittered=range(len(real)))
         warmup = min(100, max(1, iterations // 10))
         t0 = time.perf_counter()
         losses: list[float] = []
@@ -588,6 +606,7 @@ def train_backlitnet(
         "toe": toe,
         "toe_min_gain": toe_min_gain,
         "ema": ema,
+        "exposure_jitter": exposure_jitter,
         "real_share": real_share,
     }
     return net, stats
@@ -624,6 +643,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ema", type=float, default=0.0,
                         help="decay of a moving average of the weights, which is what gets saved "
                              "(e.g. 0.999; default 0: the last iterate)")
+    parser.add_argument("--exposure-jitter", type=float, default=0.0, metavar="STOPS",
+                        help="re-expose the real pairs' inputs by up to this many stops either way, targets "
+                             "kept (the retouch learned from a range of exposures; default 0: off)")
     parser.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS,
                         help=f"optimiser steps (default {DEFAULT_ITERATIONS})")
     parser.add_argument("--batch-size", type=int, default=8, help="crops per step (default 8)")
@@ -645,12 +667,14 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--{name.replace('_', '-')} must be ≥ 1")
     if not 0.0 <= args.real_share <= 1.0 or not 0.0 <= args.identity_share <= 1.0 - args.real_share:
         raise UsageError("--real-share must be in [0, 1] and --identity-share in [0, 1 − real share]")
+    if not 0.0 <= args.exposure_jitter <= 4.0:
+        raise UsageError(f"--exposure-jitter must be in [0, 4] stops, got {args.exposure_jitter:g}")
     try:
         net, stats = train_backlitnet(
             args.pairs, args.synthetic, iterations=args.iterations, batch_size=args.batch_size, crop=args.crop,
             seed=args.seed, split=args.split, real_share=args.real_share, identity_share=args.identity_share,
             consistency=args.consistency, crush=args.crush, toe=args.toe, toe_min_gain=args.toe_min_gain,
-            ema=args.ema, lr=args.lr,
+            ema=args.ema, exposure_jitter=args.exposure_jitter, lr=args.lr,
             log_every=args.log_every, threads=args.threads, max_minutes=args.max_minutes,
         )
     except ValueError as exc:
