@@ -10,8 +10,8 @@ reduction), one pass per plane on the integer planes — on the CPU inside the s
 by row as they write the frame (:func:`streamfix.grid.kernels.slice_planes_cpu`). Motion is judged
 on the *input*, where the noise level is the same everywhere, and the averaging is done on the
 *output*, which is linear (averaging the input before a curve would change the mean of the curve's
-output as the noise shrinks). With ``d = |x_t − x_{t−1}|`` the change of an input sample, ``y`` its enhanced value and
-``p`` the previous denoised output::
+output as the noise shrinks). With ``d = |x_t − x_{t−1}|`` the change of an input sample, ``y``
+its enhanced value and ``p`` the previous denoised output::
 
     out = y + k · (p − y),   k = strength · clamp((T2 − d) / (T2 − T1), 0, 1)
 
