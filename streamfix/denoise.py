@@ -84,7 +84,8 @@ def denoise_row(srow, sprev, orow, oprev, high, inv_span, keep, clip, top):  # p
     (overwritten with this frame's). The row keeps the mean of ``orow``: the history's pull is
     taken back from the averaged samples in proportion to their weight. Returns
     Σ min(|srow − sprev|, clip) as float32. The fused slicing kernels
-    (:mod:`streamfix.grid.kernels`) call it on each row they have just written."""
+    (:mod:`streamfix.grid.kernels`) call it on each row they have just written; their on-disk
+    numba cache does not notice edits here: clear ``streamfix/grid/__pycache__`` after changing it."""
     w = srow.shape[0]
     val = np.empty(w, np.float32)
     wt = np.empty(w, np.float32)
