@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from streamfix.denoise import TemporalDenoiser
 from streamfix.engines import Engine, create_engine
 from streamfix.errors import StreamfixError, UsageError
 from streamfix.events import Bus
@@ -119,16 +118,13 @@ def create_backend_engine(name: str, weights: str | Path | None, backend: Backen
     return engine
 
 
-def slice_into(planes: Planes, grid: BilateralGrid, out: Planes, device: str,
-               denoiser: TemporalDenoiser | None = None) -> bool:
-    """Slice ``grid`` over ``planes`` into ``out`` on ``device`` (``cpu``: the fused numba kernel,
-    which also runs ``denoiser`` row by row; any other torch device: :func:`slice_into_torch`).
-    Returns whether ``denoiser`` was applied (else the caller runs it on ``out``)."""
+def slice_into(planes: Planes, grid: BilateralGrid, out: Planes, device: str) -> None:
+    """Slice ``grid`` over ``planes`` into ``out`` on ``device`` (``cpu``: the fused numba kernel;
+    any other torch device: :func:`slice_into_torch`)."""
     if device == "cpu":
-        slice_planes_cpu(planes, grid, out, denoiser)
-        return True
+        slice_planes_cpu(planes, grid, out)
+        return
     slice_into_torch(planes, grid, out, torch.device(device))
-    return False
 
 
 def slice_into_torch(planes: Planes, grid: BilateralGrid, out: Planes, device: torch.device) -> None:

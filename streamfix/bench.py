@@ -395,17 +395,6 @@ def bench(src: Path | None, synthetic: str | None, engine: str, weights: Path | 
     return report
 
 
-def stage_names(j: dict) -> list[str]:
-    """The stages of a report's JSON that ran, in pipeline order (a stage with no samples, such
-    as the denoiser where it runs inside the slicing kernels, is left out)."""
-    return [n for n in ("decode", *STAGES, "encode") if n in j["stages"] and j["stages"][n]["mean_ms"] > 0]
-
-
-def _denoise_fused(j: dict) -> bool:
-    """The denoiser was on and ran inside the slicing (the CPU kernels): no stage of its own."""
-    return j["denoise"] > 0 and j["stages"].get("denoise", {}).get("mean_ms", 0.0) == 0.0
-
-
 def format_table(report: BenchReport) -> str:
     """The human-readable report (markdown tables)."""
     j = report.to_json()
@@ -419,11 +408,11 @@ def format_table(report: BenchReport) -> str:
         "| stage | mean ms | p95 ms | CPU ms (its thread) |",
         "|---|---|---|---|",
     ]
-    for name in stage_names(j):
-        s = j["stages"][name]
-        cpu = f"{s['cpu_ms']:.2f}" if "cpu_ms" in s else "—"
-        label = "slice + denoise (fused)" if name == "slice" and _denoise_fused(j) else name
-        lines.append(f"| {label} | {s['mean_ms']:.2f} | {s['p95_ms']:.2f} | {cpu} |")
+    for name in ("decode", *STAGES, "encode"):
+        s = j["stages"].get(name)
+        if s:
+            cpu = f"{s['cpu_ms']:.2f}" if "cpu_ms" in s else "—"
+            lines.append(f"| {name} | {s['mean_ms']:.2f} | {s['p95_ms']:.2f} | {cpu} |")
     lat = j["latency_ms"]
     lines += [
         "",
@@ -456,12 +445,11 @@ def plot(report: BenchReport, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     j = report.to_json()
-    names = stage_names(j)
+    names = [n for n in ("decode", *STAGES, "encode") if n in j["stages"]]
     panels = 2 if j["scaling_ms"] else 1
     fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4), squeeze=False)
     ax = axes[0][0]
-    ax.barh(["slice + denoise" if n == "slice" and _denoise_fused(j) else n for n in names],
-            [j["stages"][n]["mean_ms"] for n in names], color="#4c72b0")
+    ax.barh(names, [j["stages"][n]["mean_ms"] for n in names], color="#4c72b0")
     ax.set_xlabel("ms per frame (mean)")
     ax.set_title(f"{j['engine']} @ {j['resolution']}: {j['fps']:.1f} fps (floor {j['floor_fps']:.1f})")
     ax.invert_yaxis()

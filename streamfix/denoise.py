@@ -6,12 +6,11 @@ the picture crawling, and which the encoder spends bits and CPU on. The grid's t
 (:mod:`streamfix.temporal`) steadies the *transform*; this steadies the *pixels*.
 
 :class:`TemporalDenoiser` is a motion-adaptive recursive filter (camera ISPs' temporal noise
-reduction), one pass per plane on the integer planes — on the CPU inside the slicing kernels, row
-by row as they write the frame (:func:`streamfix.grid.kernels.slice_planes_cpu`). Motion is judged
-on the *input*, where the noise level is the same everywhere, and the averaging is done on the
-*output*, which is linear (averaging the input before a curve would change the mean of the curve's
-output as the noise shrinks). With ``d = |x_t − x_{t−1}|`` the change of an input sample, ``y``
-its enhanced value and ``p`` the previous denoised output::
+reduction), one pass per plane on the integer planes. Motion is judged on the *input*, where the
+noise level is the same everywhere, and the averaging is done on the *output*, which is linear
+(averaging the input before a curve would change the mean of the curve's output as the noise
+shrinks). With ``d = |x_t − x_{t−1}|`` the change of an input sample, ``y`` its enhanced value and
+``p`` the previous denoised output::
 
     out = y + k · (p − y),   k = strength · clamp((T2 − d) / (T2 − T1), 0, 1)
 
@@ -48,7 +47,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numba
@@ -77,53 +75,41 @@ NOISE_MAX = 8.0
 NOISE_START = 2.0
 
 
-@numba.njit(fastmath=True, nogil=True, cache=True, inline="always")
-def denoise_row(srow, sprev, orow, oprev, high, inv_span, keep, clip, top):  # pragma: no cover - compiled
-    """One row of one plane, in place: ``srow`` the input row, ``orow`` what was made of it
-    (denoised in place), ``sprev`` / ``oprev`` the previous input and denoised output rows
-    (overwritten with this frame's). The row keeps the mean of ``orow``: the history's pull is
-    taken back from the averaged samples in proportion to their weight. Returns
-    Σ min(|srow − sprev|, clip) as float32. The fused slicing kernels
-    (:mod:`streamfix.grid.kernels`) call it on each row they have just written; their on-disk
-    numba cache does not notice edits here: clear ``streamfix/grid/__pycache__`` after changing it."""
-    w = srow.shape[0]
-    val = np.empty(w, np.float32)
-    wt = np.empty(w, np.float32)
-    acc = np.float32(0.0)
-    pull = np.float32(0.0)
-    weight = np.float32(0.0)
-    for j in range(w):
-        a = abs(np.float32(srow[j]) - np.float32(sprev[j]))
-        k = np.float32(keep) * min(max((np.float32(high) - a) * np.float32(inv_span), np.float32(0.0)),
-                                   np.float32(1.0))
-        o = np.float32(orow[j])
-        d = k * (np.float32(oprev[j]) - o)
-        val[j] = o + d
-        wt[j] = k
-        pull += d
-        weight += k
-        acc += min(a, np.float32(clip))
-        sprev[j] = srow[j]
-    back = pull / weight if weight > np.float32(0.0) else np.float32(0.0)
-    for j in range(w):
-        v = np.rint(val[j] - wt[j] * back)
-        v = min(max(v, np.float32(0.0)), np.float32(top))
-        orow[j] = v
-        oprev[j] = v
-    return acc
-
-
 @numba.njit(parallel=True, fastmath=True, nogil=True, cache=True)
 def _recursive_plane(src: np.ndarray, out: np.ndarray, src_prev: np.ndarray, out_prev: np.ndarray,
                      high: float, inv_span: float, keep: float, clip: float, top: float) -> float:
-    """One plane, in place (:func:`denoise_row` on every row). ``src``: this frame's input plane;
-    ``out``: what was made of it (same shape, any strides), denoised in place; ``src_prev`` /
-    ``out_prev``: the previous input and denoised output (contiguous), overwritten with this
-    frame's. Returns Σ min(|src − src_prev|, clip) over the plane."""
-    h = src.shape[0]
+    """One plane, in place. ``src``: this frame's input plane; ``out``: what was made of it (same
+    shape, any strides), denoised in place; ``src_prev`` / ``out_prev``: the previous input and
+    denoised output (contiguous), overwritten with this frame's. Each row keeps the mean of its
+    ``out`` row: the history's pull is taken back from the averaged samples in proportion to
+    their weight. Returns Σ min(|src − src_prev|, clip) over the plane."""
+    h, w = src.shape
     sums = np.zeros(h)
     for i in numba.prange(h):
-        sums[i] = denoise_row(src[i], src_prev[i], out[i], out_prev[i], high, inv_span, keep, clip, top)
+        val = np.empty(w, np.float32)
+        wt = np.empty(w, np.float32)
+        acc = np.float32(0.0)
+        pull = np.float32(0.0)
+        weight = np.float32(0.0)
+        for j in range(w):
+            a = abs(np.float32(src[i, j]) - np.float32(src_prev[i, j]))
+            k = np.float32(keep) * min(max((np.float32(high) - a) * np.float32(inv_span), np.float32(0.0)),
+                                       np.float32(1.0))
+            o = np.float32(out[i, j])
+            d = k * (np.float32(out_prev[i, j]) - o)
+            val[j] = o + d
+            wt[j] = k
+            pull += d
+            weight += k
+            acc += min(a, np.float32(clip))
+            src_prev[i, j] = src[i, j]
+        back = pull / weight if weight > np.float32(0.0) else np.float32(0.0)
+        for j in range(w):
+            v = np.rint(val[j] - wt[j] * back)
+            v = min(max(v, np.float32(0.0)), np.float32(top))
+            out[i, j] = v
+            out_prev[i, j] = v
+        sums[i] = acc
     return float(sums.sum())
 
 
@@ -143,18 +129,6 @@ def _recursive_plane_torch(src: torch.Tensor, out: torch.Tensor, src_prev: torch
     src_prev.copy_(src)
     out_prev.copy_(v)
     return v.to(out.dtype), a.clamp_(max=clip).sum()
-
-
-@dataclass(frozen=True)
-class RowHistory:
-    """A :class:`TemporalDenoiser`'s state for one frame, as the fused slicing kernels read it:
-    per plane the previous input and denoised output (contiguous, overwritten with this frame's)
-    and ``params`` ``(planes, 5)`` float32 — T2, 1 / (T2 − T1), strength, clip, largest code —
-    the arguments of :func:`denoise_row`."""
-
-    src: tuple[np.ndarray, ...]
-    out: tuple[np.ndarray, ...]
-    params: np.ndarray
 
 
 class TemporalDenoiser:
@@ -218,20 +192,16 @@ class TemporalDenoiser:
         restarts from this frame (copies of ``src`` and ``out``), which passes untouched."""
         if self.strength == 0.0:
             return False
-        fits = self._fits(src, bits)
+        fits = bits == self._bits and len(self._src) == len(src) and all(
+            type(h) is type(p) and h.shape == p.shape and h.dtype == p.dtype
+            and getattr(h, "device", None) == getattr(p, "device", None)
+            for h, p in zip(self._src, src, strict=True))
         if not fits:
             self._src = [copy(p) for p in src]
             self._out = [copy(p) for p in out]
             self._bits = bits
             self._sigma = [NOISE_START * self._scale] * len(src)
         return fits
-
-    def _fits(self, src: tuple, bits: int) -> bool:
-        """The history continues into a frame of these planes: same kind, shapes, dtypes, depth."""
-        return bits == self._bits and len(self._src) == len(src) and all(
-            type(h) is type(p) and h.shape == p.shape and h.dtype == p.dtype
-            and getattr(h, "device", None) == getattr(p, "device", None)
-            for h, p in zip(self._src, src, strict=True))
 
     @property
     def _scale(self) -> float:
@@ -246,35 +216,16 @@ class TemporalDenoiser:
     def _step(self, src: tuple, plane: Callable[[int, float, float, float], Any]) -> None:
         """Run ``plane(n, T2, 1 / (T2 − T1), clip)`` for each plane of ``src``; update the noise
         estimates from the clipped sums it returns (floats, or 0-d tensors read once per frame)."""
-        totals = [plane(n, *self._thresholds(n)) for n in range(len(src))]
+        totals = []
+        for n in range(len(src)):
+            sigma = self._sigma[n]
+            low, high = MOTION_LOW * sigma, MOTION_HIGH * sigma
+            totals.append(plane(n, high, 1.0 / (high - low), NOISE_CLIP * sigma))
         if totals and isinstance(totals[0], torch.Tensor):
             totals = torch.stack(totals).tolist()
-        self.finish(src, totals)
-
-    def _thresholds(self, n: int) -> tuple[float, float, float]:
-        """Plane ``n``'s motion threshold T2, 1 / (T2 − T1) and the clip of its noise estimate."""
-        sigma = self._sigma[n]
-        low, high = MOTION_LOW * sigma, MOTION_HIGH * sigma
-        return high, 1.0 / (high - low), NOISE_CLIP * sigma
-
-    def finish(self, src: tuple, totals: list[float]) -> None:
-        """New noise estimates from each plane's Σ min(|d|, clip) (what the plane kernels return):
-        closes a frame, also one denoised through :meth:`rows_for`."""
         for n, total in enumerate(totals):
             est = float(total) / max(math.prod(src[n].shape), 1) / _CLIPPED_MEAN
             self._sigma[n] = min(max(est, NOISE_MIN * self._scale), NOISE_MAX * self._scale)
-
-    def rows_for(self, src: tuple[np.ndarray, ...], bits: int = 8) -> RowHistory | None:
-        """The history a fused slicing kernel needs to denoise the frame made of ``src`` row by
-        row as it writes it (:func:`streamfix.grid.kernels.slice_planes_cpu`), or None when there
-        is none to continue: off, the first frame, or a change of shapes or depth — then slice
-        first and call the denoiser on the result, which starts the history. After the kernel,
-        :meth:`finish` with its per-plane sums."""
-        if self.strength == 0.0 or not self._fits(src, bits):
-            return None
-        params = np.array([(high, inv_span, self.strength, clip, self._top)
-                           for high, inv_span, clip in map(self._thresholds, range(len(src)))], np.float32)
-        return RowHistory(tuple(self._src), tuple(self._out), params)
 
     def planes(self, src: Planes, out: Planes) -> None:
         """Denoise the YUV frame ``out``, made of ``src``, in place."""

@@ -150,10 +150,9 @@ class Enhancer:
         another thread than :meth:`plan`, one frame after the other."""
         from streamfix.backends import slice_into
 
-        denoiser = self._denoiser_for(grid)
-        with self.clock.timed("slice"):  # on the CPU this includes the denoiser, fused into the slicing
-            done = slice_into(planes, grid, out, self.device, denoiser)
-        if denoiser is not None and not done:
+        with self.clock.timed("slice"):
+            slice_into(planes, grid, out, self.device)
+        if (denoiser := self._denoiser_for(grid)) is not None:
             with self.clock.timed("denoise"):
                 denoiser.planes(planes, out)
 

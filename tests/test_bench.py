@@ -31,7 +31,7 @@ def test_bench_report_structure(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert report["frames"] == 10 and report["fps"] > 0 and report["floor_fps"] > 0
     assert report["cpu_ms_per_frame"] > 0 and report["floor_cpu_ms_per_frame"] > 0
     assert set(report["stages"]) >= {"decode", "thumbnail", "engine", "temporal", "slice", "denoise", "encode"}
-    assert report["stages"]["denoise"]["mean_ms"] == 0  # on the CPU it runs inside the slicing kernels …
+    assert report["stages"]["denoise"]["cpu_ms"] > 0
     assert all(v["mean_ms"] >= 0 and v["p95_ms"] >= v["mean_ms"] * 0 for v in report["stages"].values())
     assert report["stages"]["encode"]["mean_ms"] > 0 and report["stages"]["decode"]["mean_ms"] > 0
     assert set(report["latency_ms"]) == {"p50", "p95", "p99"}
@@ -41,7 +41,7 @@ def test_bench_report_structure(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = capsys.readouterr().out
     assert "| decode |" in table and "passthrough floor" in table and "run on 1 frame in 2" in table
-    assert "denoise 0.4" in table and "| slice + denoise (fused) |" in table and "| denoise |" not in table
+    assert "denoise 0.4" in table
 
 
 def test_bench_rejects_bad_values(capsys: pytest.CaptureFixture[str]) -> None:

@@ -314,10 +314,8 @@ def format_stats(result: Any, enhancer: Enhancer, backend: Backend, gpu: dict[st
     def mean(values: list[float]) -> str:
         return f"{float(np.mean(values)):.2f}" if values else "-"
 
-    fused = enhancer.denoiser is not None and not enhancer.clock.ms.get("denoise")  # run inside the slicing
     stages = [("decode", result.stats.stage_ms.get("decode", []))]
-    stages += [("slice + denoise" if k == "slice" and fused else k, enhancer.clock.ms.get(k, []))
-               for k in STAGES if not (k == "denoise" and fused)]
+    stages += [(k, enhancer.clock.ms.get(k, [])) for k in STAGES]
     stages += [("encode", result.stats.stage_ms.get("encode", []))]
     lat = result.stats.latency_ms
     lat_txt = (f"latency decoded → encoded p50 {np.percentile(lat, 50):.1f} ms, p95 {np.percentile(lat, 95):.1f} ms"

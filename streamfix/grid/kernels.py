@@ -9,9 +9,7 @@ Neutral grids (:func:`is_neutral`: luma mapped by itself, U and V scaled alike a
 midpoint — SCI's gain fits, ExCNet's curves) need one value per (cell, v) instead of three: their
 kernels read one table pair per sample. The per-sample lookups run eight samples at a time
 (:mod:`streamfix.grid.simd`: LLVM masked gathers, which the auto-vectoriser does not emit); the
-scalar loops finish each row's tail. Given the video's temporal denoiser, each kernel denoises
-a row right after writing it, while the row is in cache (:func:`streamfix.denoise.denoise_row`:
-the same codes as the denoiser's own pass over the finished frame). The math is that of
+scalar loops finish each row's tail. The math is that of
 :func:`streamfix.grid.slicing.slice_planes` / :func:`~streamfix.grid.slicing.slice_rgb`, which the
 tests hold these kernels to within one code value.
 
@@ -35,7 +33,6 @@ import numba
 import numpy as np
 import torch
 
-from streamfix.denoise import RowHistory, TemporalDenoiser, denoise_row
 from streamfix.grid.bilateral import BilateralGrid, interp1d
 from streamfix.grid.colour import PlaneFormat, affine_to_code_cells, depth_lut
 from streamfix.grid.planes import Planes
@@ -134,22 +131,9 @@ def _affine_sample(row, a, b, f, code, u, v, top):  # pragma: no cover - compile
     return np.int32(min(max(acc + np.float32(0.5), np.float32(0.0)), top))
 
 
-@numba.njit(fastmath=True, nogil=True, cache=True, inline="always")
-def _denoise_rows(srow, sprev, orow, oprev, r, dp):  # pragma: no cover - compiled
-    """Row ``r`` just sliced into ``orow`` (from ``srow``), denoised in place by
-    :func:`streamfix.denoise.denoise_row` against the history planes ``sprev`` / ``oprev`` when
-    ``dp`` (T2, 1 / (T2 − T1), strength, clip, top) has a strength above 0; returns its sum (0 when off)."""
-    if dp[2] <= np.float32(0.0):
-        return np.float32(0.0)
-    return denoise_row(srow, sprev[r], orow, oprev[r], dp[0], dp[1], dp[2], dp[3], dp[4])
-
-
 @numba.njit(parallel=True, fastmath=True, nogil=True, cache=True)
-def _luma_kernel(y, u, v, out, tables, sy, sx, top, sprev, oprev, dp):  # pragma: no cover - compiled
-    """Luma of a general grid; each row then denoised in place while in cache when ``dp[2]``
-    (the denoiser's strength) is above 0 (:func:`_denoise_rows`). Returns the denoiser's sum."""
+def _luma_kernel(y, u, v, out, tables, sy, sx, top):  # pragma: no cover - compiled
     h, w = y.shape
-    sums = np.zeros(h)
     gh, gw, nv, k = tables.shape[0], tables.shape[1], tables.shape[2], tables.shape[3]
     xa, xb, wx = _column_axis(w, gw, 0.0, 1, w, nv * k)
     ftop = np.float32(top)
@@ -171,8 +155,6 @@ def _luma_kernel(y, u, v, out, tables, sy, sx, top, sprev, oprev, dp):  # pragma
                 affine_luma8(row, yrow, urow, vrow, xa, xb, wx, orow, x, ftop)
         for x in range(wv, w):
             orow[x] = _affine_sample(row, xa[x], xb[x], wx[x], yrow[x], urow[x >> sx], vrow[x >> sx], ftop)
-        sums[r] = _denoise_rows(yrow, sprev, orow, oprev, r, dp)
-    return sums.sum()
 
 
 @numba.njit(fastmath=True, nogil=True, cache=True, inline="always")
@@ -212,13 +194,10 @@ def _block_luma(y, sy, sx, out):  # pragma: no cover - compiled
 
 
 @numba.njit(parallel=True, fastmath=True, nogil=True, cache=True)
-def _chroma_kernel(yb, u, v, out_u, out_v, tables, h, w, sy, sx, top,
-                   sprev_u, oprev_u, sprev_v, oprev_v, dp):  # pragma: no cover - compiled
+def _chroma_kernel(yb, u, v, out_u, out_v, tables, h, w, sy, sx, top):  # pragma: no cover - compiled
     """``yb``: :func:`_block_luma` of the frame; ``h, w``: the luma plane's size; ``tables``: U's
-    and V's value tables, done one after the other so that one row's tables stay in L1. Rows
-    denoised as in :func:`_luma_kernel` (``dp``: U's and V's parameters); returns U's and V's sums."""
+    and V's value tables, done one after the other so that one row's tables stay in L1."""
     hc, wc = u.shape
-    sums = np.zeros((hc, 2))
     gh, gw, nv, k = tables.shape[1], tables.shape[2], tables.shape[3], tables.shape[4]
     fy, fx = 1 << sy, 1 << sx
     ftop = np.float32(top)
@@ -236,9 +215,6 @@ def _chroma_kernel(yb, u, v, out_u, out_v, tables, h, w, sy, sx, top,
                 affine_luma8(row, ybr, urow, vrow, ca, cb, cf, orow, j, ftop)
             for j in range(wv, wc):
                 orow[j] = _affine_sample(row, ca[j], cb[j], cf[j], ybr[j], urow[j], vrow[j], ftop)
-        sums[r, 0] = _denoise_rows(urow, sprev_u, out_u[r], oprev_u, r, dp[0])
-        sums[r, 1] = _denoise_rows(vrow, sprev_v, out_v[r], oprev_v, r, dp[1])
-    return sums.sum(axis=0)
 
 
 @numba.njit(parallel=True, fastmath=True, nogil=True, cache=True)
@@ -275,11 +251,9 @@ def _lerp_flat(flat, y0, y1, wy):  # pragma: no cover - compiled
 
 
 @numba.njit(parallel=True, fastmath=True, nogil=True, cache=True)
-def _neutral_luma_kernel(y, out, tables, top, sprev, oprev, dp):  # pragma: no cover - compiled
-    """Luma of a neutral grid: one table lookup pair per pixel, no chroma term. Rows denoised as
-    in :func:`_luma_kernel`."""
+def _neutral_luma_kernel(y, out, tables, top):  # pragma: no cover - compiled
+    """Luma of a neutral grid: one table lookup pair per pixel, no chroma term."""
     h, w = y.shape
-    sums = np.zeros(h)
     gh, gw, nv = tables.shape[0], tables.shape[1], tables.shape[2]
     xa, xb, wx = _column_axis(w, gw, 0.0, 1, w, nv)
     ftop = np.float32(top)
@@ -297,19 +271,14 @@ def _neutral_luma_kernel(y, out, tables, top, sprev, oprev, dp):  # pragma: no c
             pa = row[xa[x] + iv]
             acc = pa + (row[xb[x] + iv] - pa) * wx[x]
             orow[x] = np.int32(min(max(acc + np.float32(0.5), np.float32(0.0)), ftop))
-        sums[r] = _denoise_rows(yrow, sprev, orow, oprev, r, dp)
-    return sums.sum()
 
 
 @numba.njit(parallel=True, fastmath=True, nogil=True, cache=True)
-def _neutral_chroma_kernel(y, u, v, out_u, out_v, tables, sy, sx, mid, top,
-                           sprev_u, oprev_u, sprev_v, oprev_v, dp):  # pragma: no cover - compiled
+def _neutral_chroma_kernel(y, u, v, out_u, out_v, tables, sy, sx, mid, top):  # pragma: no cover - compiled
     """Chroma of a neutral grid: ``mid + g·(U − mid)`` with one gain lookup pair per sample, the
-    gain's depth picked by the sample's block luma (:func:`_block_luma`, made row by row here).
-    Rows denoised as in :func:`_chroma_kernel`."""
+    gain's depth picked by the sample's block luma (:func:`_block_luma`, made row by row here)."""
     h, w = y.shape
     hc, wc = u.shape
-    sums = np.zeros((hc, 2))
     gh, gw, nv = tables.shape[0], tables.shape[1], tables.shape[2]
     fy, fx = 1 << sy, 1 << sx
     ftop = np.float32(top)
@@ -336,9 +305,6 @@ def _neutral_chroma_kernel(y, u, v, out_u, out_v, tables, sy, sx, mid, top,
             ov = fmid + g * (np.float32(vrow[j]) - fmid)
             ourow[j] = np.int32(min(max(ou + np.float32(0.5), np.float32(0.0)), ftop))
             ovrow[j] = np.int32(min(max(ov + np.float32(0.5), np.float32(0.0)), ftop))
-        sums[r, 0] = _denoise_rows(urow, sprev_u, ourow, oprev_u, r, dp[0])
-        sums[r, 1] = _denoise_rows(vrow, sprev_v, ovrow, oprev_v, r, dp[1])
-    return sums.sum(axis=0)
 
 
 @numba.njit(parallel=True, fastmath=True, nogil=True, cache=True)
@@ -394,16 +360,13 @@ def _identity_depth(fmt: PlaneFormat, d: int) -> tuple[np.ndarray, np.ndarray]:
     return _depth_split(None, fmt, d)
 
 
-def slice_planes_cpu(planes: Planes, grid: BilateralGrid, out: Planes | None = None,
-                     denoiser: TemporalDenoiser | None = None) -> Planes:
+def slice_planes_cpu(planes: Planes, grid: BilateralGrid, out: Planes | None = None) -> Planes:
     """Apply ``grid`` to YUV ``planes`` in one fused pass; writes into ``out`` (allocated if None).
 
     Args:
         planes: input planes (uint8 or uint16 codes; views with strides are fine).
         grid: RGB-domain grid; rewritten for ``planes.fmt`` once per call (microseconds).
         out: planes of the same shapes to write into, e.g. views of an encoder frame's buffers.
-        denoiser: the video's temporal denoiser: each row is denoised as soon as it is sliced,
-            while it is in cache (the same codes as slicing, then ``denoiser.planes(planes, out)``).
 
     Returns:
         ``out``.
@@ -415,9 +378,6 @@ def slice_planes_cpu(planes: Planes, grid: BilateralGrid, out: Planes | None = N
         raise ValueError("output planes need contiguous rows (the 8-lane bodies write runs of a row)")
     if any(p.strides[1] != p.itemsize for p in (planes.y, planes.u, planes.v)):
         planes = Planes(*(np.ascontiguousarray(p) for p in (planes.y, planes.u, planes.v)), fmt)
-    src = (planes.y, planes.u, planes.v)
-    rows = denoiser.rows_for(src, fmt.bit_depth) if denoiser is not None else None
-    hist = _history(rows, src)
     d, gh, gw = grid.shape
     c = affine_to_code_cells(grid.coeffs, fmt)
     z0, wz = _depth_split(grid.guide, fmt, d) if grid.guide is not None else _identity_depth(fmt, d)
@@ -427,36 +387,18 @@ def slice_planes_cpu(planes: Planes, grid: BilateralGrid, out: Planes | None = N
         luma_tables = np.empty((gh, gw, z0.shape[0]), np.float32)
         gain_tables = np.empty((gh, gw, z0.shape[0]), np.float32)
         _neutral_tables(c, z0, wz, luma_tables, gain_tables)
-        total_y = _neutral_luma_kernel(planes.y, out.y, luma_tables, fmt.max_code, *hist[0])
+        _neutral_luma_kernel(planes.y, out.y, luma_tables, fmt.max_code)
         mid = fmt.chroma_scale()[0]
-        total_uv = _neutral_chroma_kernel(planes.y, planes.u, planes.v, out.u, out.v, gain_tables, sy, sx, mid,
-                                          fmt.max_code, *hist[1])
-    else:
-        luma_tables = np.empty((gh, gw, z0.shape[0], 3), np.float32)
-        chroma_tables = np.empty((2, gh, gw, z0.shape[0], 3), np.float32)
-        _value_tables(c, z0, wz, luma_tables, chroma_tables)
-        yb = np.empty(planes.u.shape, planes.y.dtype)
-        _block_luma(planes.y, sy, sx, yb)
-        total_y = _luma_kernel(planes.y, planes.u, planes.v, out.y, luma_tables, sy, sx, fmt.max_code, *hist[0])
-        total_uv = _chroma_kernel(yb, planes.u, planes.v, out.u, out.v, chroma_tables, h, w, sy, sx, fmt.max_code,
-                                  *hist[1])
-    if denoiser is not None:
-        if rows is None:  # nothing to continue: the denoiser starts its history from this frame
-            denoiser.planes(planes, out)
-        else:
-            denoiser.finish(src, [float(total_y), *map(float, total_uv)])
+        _neutral_chroma_kernel(planes.y, planes.u, planes.v, out.u, out.v, gain_tables, sy, sx, mid, fmt.max_code)
+        return out
+    luma_tables = np.empty((gh, gw, z0.shape[0], 3), np.float32)
+    chroma_tables = np.empty((2, gh, gw, z0.shape[0], 3), np.float32)
+    _value_tables(c, z0, wz, luma_tables, chroma_tables)
+    yb = np.empty(planes.u.shape, planes.y.dtype)
+    _block_luma(planes.y, sy, sx, yb)
+    _luma_kernel(planes.y, planes.u, planes.v, out.y, luma_tables, sy, sx, fmt.max_code)
+    _chroma_kernel(yb, planes.u, planes.v, out.u, out.v, chroma_tables, h, w, sy, sx, fmt.max_code)
     return out
-
-
-def _history(rows: RowHistory | None, src: tuple[np.ndarray, ...]) -> tuple[tuple, tuple]:
-    """The denoising arguments of the luma and the chroma kernels: the history planes and
-    parameters of ``rows``, or empty planes and strength 0 (no denoising) when None."""
-    if rows is None:
-        off = np.zeros((3, 5), np.float32)
-        empty = [np.empty((0, 0), p.dtype) for p in src]
-        return (empty[0], empty[0], off[0]), (empty[1], empty[1], empty[2], empty[2], off[1:])
-    return ((rows.src[0], rows.out[0], rows.params[0]),
-            (rows.src[1], rows.out[1], rows.src[2], rows.out[2], rows.params[1:]))
 
 
 def is_neutral(grid: BilateralGrid, fmt: PlaneFormat | None = None) -> bool:
