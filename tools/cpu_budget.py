@@ -1,10 +1,10 @@
 """What per-frame CPU cost the end-to-end ratio allows: the transcode pipeline with a fixed cost.
 
-    python tools/cpu_budget.py [--synthetic 1080p] [--frames 150] [--costs 0,2,4,6,8,10,12]
+    python tools/cpu_budget.py [-i FILE | --synthetic 1080p] [--frames 150] [--costs 0,2,4,6,8,10,12]
                                [--plan-share 0.45] [--rounds 3] [--json out.json]
 
 Runs the real pipeline (`streamfix.pipeline.transcode`: decode ‖ plan ‖ slice ‖ encode, libx264
-veryfast crf 20, the bench's synthetic clip) with an enhancer that does no enhancement but spends
+veryfast crf 20, the bench's synthetic clip or ``-i FILE``) with an enhancer that does no enhancement but spends
 a fixed CPU time per frame on its two threads — ``plan_share`` of it on the plan thread, the rest
 on the slice thread, where the engine and the slicing spend theirs (≈ 0.45 / 0.55 for sci) — in
 compiled code that releases the GIL, as the real kernels do, and then hands the encoder an
@@ -28,7 +28,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from streamfix.bench import parse_resolution, synthetic_clip
+from streamfix.bench import _rate, parse_resolution, synthetic_clip
 from streamfix.engines import create_engine
 from streamfix.enhancer import Enhancer
 from streamfix.events import Bus
@@ -93,6 +93,7 @@ def run(src: Path, enhancer: Enhancer, frames: int, rate: float, work: Path) -> 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-i", dest="input", type=Path, default=None, help="a video file instead of the synthetic clip")
     ap.add_argument("--synthetic", default="1080p")
     ap.add_argument("--frames", type=int, default=150)
     ap.add_argument("--costs", default="0,2,4,6,8,10,12", help="CPU ms per frame to inject, comma-separated")
@@ -105,8 +106,8 @@ def main() -> int:
     spinner = _Spinner()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        src = synthetic_clip(size, args.frames, work)
-        rate = 30.0
+        src = args.input or synthetic_clip(size, args.frames, work)
+        rate = _rate(src)
         run(src, Enhancer(create_engine("identity"), passthrough=True), 10, rate, work)  # warm-up
         rows = []
         for cost in costs:
@@ -128,7 +129,7 @@ def main() -> int:
                   f"fps {row['fps']:.1f} vs floor {row['floor_fps']:.1f}; process CPU "
                   f"{row['cpu_ms_per_frame']:.1f} vs {row['floor_cpu_ms_per_frame']:.1f} ms/frame", flush=True)
     if args.json is not None:
-        args.json.write_text(json.dumps({"resolution": args.synthetic, "frames": args.frames,
+        args.json.write_text(json.dumps({"source": str(args.input or args.synthetic), "frames": args.frames,
                                          "plan_share": args.plan_share, "rows": rows}, indent=1))
     return 0
 
