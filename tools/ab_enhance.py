@@ -4,10 +4,13 @@
                                [--pairs 3] [--denoise 0.5]
 
 Checks BASE out into a temporary git worktree and runs the same measurement there and in this
-tree, one process after the other, ``--pairs`` times: thumbnail → engine → temporal (adaptive) →
-slice → denoise on one thread over synthetic yuv420p frames (after a warm-up), the CPU ms per
-frame of each stage (the Enhancer's own clock) and of the whole. Prints each run and the medians.
-Alternating processes is what makes the two comparable on a shared machine whose speed drifts.
+tree, one process after the other, ``--pairs`` times (base first in even pairs, this tree first
+in odd ones, so that an order effect cancels): thumbnail → engine → temporal (adaptive) → slice →
+denoise on one thread over synthetic yuv420p frames (after a warm-up), the CPU ms per frame of
+each stage (the Enhancer's own clock) and of the whole. Prints each run, the medians and the
+median of the pairs' ratios. Alternating processes is what makes the two comparable on a shared
+machine whose speed drifts; even so, two identical trees have come out up to ≈ 10 % apart
+(docs/PERFORMANCE.md, stop 15): a smaller difference is not evidence.
 """
 
 from __future__ import annotations
@@ -82,8 +85,9 @@ def main() -> None:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(base_tree), args.base],
                        check=True)
         try:
-            for _ in range(args.pairs):
-                for label, tree in ((args.base, base_tree), ("this tree", ROOT)):
+            for i in range(args.pairs):
+                order = ((args.base, base_tree), ("this tree", ROOT))
+                for label, tree in order if i % 2 == 0 else order[::-1]:  # ABBA: cancels an order effect
                     env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1"}
                     done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", args.base,
                                            *flags], env=env, cwd=tree, check=True, capture_output=True, text=True)
@@ -92,11 +96,14 @@ def main() -> None:
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base_tree)], check=False)
     stages = list(runs["this tree"][0])
-    print(f"\n{args.engine} at {args.size}, one thread, CPU ms per frame, median of {args.pairs} alternating runs\n")
-    print("| stage | " + " | ".join(runs) + " |\n|---|---|---|")
+    print(f"\n{args.engine} at {args.size}, one thread, CPU ms per frame, median of {args.pairs} alternating runs"
+          " (the pairs' order alternates)\n")
+    print("| stage | " + " | ".join(runs) + " | this tree ÷ base, median of the pairs |\n|---|---|---|---|")
     for s in stages:
         medians = (statistics.median(r.get(s, 0.0) for r in v) for v in runs.values())
-        print(f"| {s} | " + " | ".join(f"{m:.2f}" for m in medians) + " |")
+        ratio = statistics.median(b.get(s, 0.0) / a[s] for a, b in zip(runs[args.base], runs["this tree"], strict=True)
+                                  if a.get(s, 0.0) > 0)
+        print(f"| {s} | " + " | ".join(f"{m:.2f}" for m in medians) + f" | {ratio:.3f} |")
 
 
 if __name__ == "__main__":
