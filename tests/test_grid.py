@@ -88,6 +88,31 @@ def test_neutral_fast_path_matches_grid_sample_reference(fmt: PlaneFormat, size:
         assert np.abs(got.astype(np.int64) - want.numpy()).max() <= tol
 
 
+@pytest.mark.parametrize("fmt", [FORMATS[0], FORMATS[2], FORMATS[3]])
+@pytest.mark.parametrize("neutral", [True, False])
+def test_rows_of_few_codes_match_the_reference(fmt: PlaneFormat, neutral: bool) -> None:
+    """Each row holds a narrow run of codes, a different one per row (the kernels interpolate each
+    row's tables only for the codes it holds): neutral and general grids still match the reference."""
+    h, w = 40, 61
+    top = fmt.max_code
+    rng = np.random.default_rng(3)
+    sy, sx = fmt.chroma_shift
+    hc, wc = -(-h // (1 << sy)), -(-w // (1 << sx))
+    dt = np.uint8 if fmt.bit_depth == 8 else np.uint16
+    base = (np.arange(h)[:, None] * top // h + rng.integers(0, max(top // 40, 2), (h, w))).clip(0, top)
+    base[h // 2] = top  # a row of one code, at the top …
+    base[h // 2 + 1] = 0  # … and at the bottom
+    chroma = rng.integers(0, top + 1, (hc, wc))
+    planes = Planes(base.astype(dt), chroma.astype(dt), chroma[::-1].copy().astype(dt), fmt)
+    grid = neutral_grid() if neutral else random_grid()
+    assert is_neutral(grid, fmt) == neutral
+    out = slice_planes_cpu(planes, grid)
+    ref = slice_planes(*(torch.from_numpy(p.astype(np.int64)) for p in (planes.y, planes.u, planes.v)), grid, fmt)
+    tol = 1 << (fmt.bit_depth - 8)
+    for got, want in zip((out.y, out.u, out.v), ref, strict=True):
+        assert np.abs(got.astype(np.int64) - want.numpy()).max() <= tol
+
+
 def test_is_neutral_only_for_grids_that_keep_hue() -> None:
     from streamfix.engines.excnet import curve_grid
 

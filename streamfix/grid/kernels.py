@@ -4,7 +4,7 @@ Each kernel reads integer planes, looks up the grid trilinearly and writes integ
 parallel over rows. Because a pixel's depth in the grid depends only on its luma code ``v``,
 the depth interpolation is done once per frame for every (cell, v) — value tables holding
 ``[c0·v + c3, c1, c2]`` per output plane — and once per output row the tables are interpolated
-along y; each pixel then reads two table entries (its two grid columns) and blends them.
+along y, for the codes that row holds; each pixel then reads two table entries (its two grid columns) and blends them.
 Neutral grids (:func:`is_neutral`: luma mapped by itself, U and V scaled alike around their
 midpoint — SCI's gain fits, ExCNet's curves) need one value per (cell, v) instead of three: their
 kernels read one table pair per sample. The per-sample lookups run eight samples at a time
@@ -91,17 +91,37 @@ def _value_tables(c, lut_z0, lut_wz, luma, chroma):  # pragma: no cover - compil
 
 
 @numba.njit(fastmath=True, nogil=True, cache=True)
-def _lerp_rows(tables, y0, y1, wy):  # pragma: no cover - compiled
-    """``tables[y0] + (tables[y1] − tables[y0])·wy`` as one flat, vectorisable loop."""
+def _lerp_codes(tables, y0, y1, wy, lo, hi):  # pragma: no cover - compiled
+    """``tables[y0] + (tables[y1] − tables[y0])·wy`` for tables ``(Gh, Gw, V, k)``, flattened to
+    ``(Gw·V·k,)``, for the codes ``lo … hi`` only: the ones the row being sliced holds (a row
+    rarely spans all of them); the other entries are left unset. Each column's run of codes is
+    one contiguous, vectorisable slice."""
     gw, nv, k = tables.shape[1], tables.shape[2], tables.shape[3]
     n = gw * nv * k
     t0 = tables[y0].reshape(n)
     t1 = tables[y1].reshape(n)
     row = np.empty(n, np.float32)
     wyf = np.float32(wy)
-    for i in range(n):
-        row[i] = t0[i] + (t1[i] - t0[i]) * wyf
-    return row.reshape((gw, nv, k))
+    a, b = lo * k, (hi + 1) * k
+    for g in range(gw):
+        at = g * nv * k
+        r = row[at + a : at + b]
+        s0 = t0[at + a : at + b]
+        s1 = t1[at + a : at + b]
+        for i in range(b - a):
+            r[i] = s0[i] + (s1[i] - s0[i]) * wyf
+    return row
+
+
+@numba.njit(fastmath=True, nogil=True, cache=True, inline="always")
+def _code_range(codes):  # pragma: no cover - compiled
+    """Smallest and largest code of a row."""
+    lo = codes[0]
+    hi = codes[0]
+    for x in range(codes.shape[0]):
+        lo = min(lo, codes[x])
+        hi = max(hi, codes[x])
+    return np.int64(lo), np.int64(hi)
 
 
 @numba.njit(cache=True)
@@ -141,9 +161,9 @@ def _luma_kernel(y, u, v, out, tables, sy, sx, top):  # pragma: no cover - compi
     for r in numba.prange(h):
         y0, y1, wy = _axis(h, gh, 0.0, 1, r)
         # this row's tables: the grid interpolated along y once, then 2 lookups per pixel and term
-        row = _lerp_rows(tables, y0, y1, wy).reshape(gw * nv * k)
-        rc = r >> sy
         yrow = y[r]
+        row = _lerp_codes(tables, y0, y1, wy, *_code_range(yrow))
+        rc = r >> sy
         urow = u[rc]
         vrow = v[rc]
         orow = out[r]
@@ -206,10 +226,11 @@ def _chroma_kernel(yb, u, v, out_u, out_v, tables, h, w, sy, sx, top):  # pragma
     for r in numba.prange(hc):
         y0, y1, wy = _axis(h, gh, (fy - 1) / 2.0, fy, r)
         ybr = yb[r]
+        lo, hi = _code_range(ybr)
         urow = u[r]
         vrow = v[r]
         for p in range(2):
-            row = _lerp_rows(tables[p], y0, y1, wy).reshape(gw * nv * k)
+            row = _lerp_codes(tables[p], y0, y1, wy, lo, hi)
             orow = out_u[r] if p == 0 else out_v[r]
             for j in range(0, wv, LANES):  # the luma body: same math, chroma at the sample's own index
                 affine_luma8(row, ybr, urow, vrow, ca, cb, cf, orow, j, ftop)
@@ -238,18 +259,6 @@ def _neutral_tables(c, lut_z0, lut_wz, luma, gain):  # pragma: no cover - compil
                 grow[v] = a[5] + (b[5] - a[5]) * wz
 
 
-@numba.njit(fastmath=True, nogil=True, cache=True)
-def _lerp_flat(flat, y0, y1, wy):  # pragma: no cover - compiled
-    """``flat[y0] + (flat[y1] − flat[y0])·wy`` for 2-D ``flat``: one row of neutral tables."""
-    t0 = flat[y0]
-    t1 = flat[y1]
-    wyf = np.float32(wy)
-    row = np.empty(t0.shape[0], np.float32)
-    for i in range(t0.shape[0]):
-        row[i] = t0[i] + (t1[i] - t0[i]) * wyf
-    return row
-
-
 @numba.njit(parallel=True, fastmath=True, nogil=True, cache=True)
 def _neutral_luma_kernel(y, out, tables, top):  # pragma: no cover - compiled
     """Luma of a neutral grid: one table lookup pair per pixel, no chroma term."""
@@ -257,12 +266,12 @@ def _neutral_luma_kernel(y, out, tables, top):  # pragma: no cover - compiled
     gh, gw, nv = tables.shape[0], tables.shape[1], tables.shape[2]
     xa, xb, wx = _column_axis(w, gw, 0.0, 1, w, nv)
     ftop = np.float32(top)
-    flat = tables.reshape(gh, gw * nv)
+    cells = tables.reshape(gh, gw, nv, 1)
     wv = w - w % LANES
     for r in numba.prange(h):
         y0, y1, wy = _axis(h, gh, 0.0, 1, r)
-        row = _lerp_flat(flat, y0, y1, wy)
         yrow = y[r]
+        row = _lerp_codes(cells, y0, y1, wy, *_code_range(yrow))
         orow = out[r]
         for x in range(0, wv, LANES):
             neutral_luma8(row, yrow, xa, xb, wx, orow, x, ftop)
@@ -284,13 +293,13 @@ def _neutral_chroma_kernel(y, u, v, out_u, out_v, tables, sy, sx, mid, top):  # 
     ftop = np.float32(top)
     fmid = np.float32(mid)
     ca, cb, cf = _column_axis(w, gw, (fx - 1) / 2.0, fx, wc, nv)
-    flat = tables.reshape(gh, gw * nv)
+    cells = tables.reshape(gh, gw, nv, 1)
     wv = wc - wc % LANES
     for r in numba.prange(hc):
         y0, y1, wy = _axis(h, gh, (fy - 1) / 2.0, fy, r)
-        row = _lerp_flat(flat, y0, y1, wy)
         ybr = np.empty(wc, y.dtype)
         _block_luma_row(y, r, sy, sx, ybr)
+        row = _lerp_codes(cells, y0, y1, wy, *_code_range(ybr))
         urow = u[r]
         vrow = v[r]
         ourow = out_u[r]
