@@ -462,12 +462,33 @@ def markdown(results: Sequence[SetResult]) -> str:
                 out.append(f"| {m} | {_fmt(s.get('flicker_ratio'), 2)} | {_fmt(s.get('gain'), 2)} "
                            f"| {_fmt(s.get('flicker_over_gain'), 2)} | {_fmt(s.get('mabd_ratio'), 2)} "
                            f"| {_fmt(s.get('mabd_over_gain'), 2)} | {_fmt(s.get('ms_per_frame'), 0)} |")
+        out += _per_item_table(res)
         for n in res.notes:
             out.append(f"\n_{n}_")
         if res.sheet:
             out.append(f"\ncontact sheet: {res.sheet}")
         out.append("")
     return "\n".join(out)
+
+
+#: sets of at most this many items also get a per-item table
+PER_ITEM_ROWS = 30
+
+
+def _per_item_table(res: SetResult) -> list[str]:
+    """Per item, each method's PSNR (pairs) or NIQE (images): a mean over a few images can hide
+    one that a method gets badly wrong. Empty for videos and for sets of more than
+    :data:`PER_ITEM_ROWS` items."""
+    key = {"pairs": "psnr", "images": "niqe"}.get(res.kind)
+    if key is None or not res.per_item or len(res.items) > PER_ITEM_ROWS:
+        return []
+    methods = list(res.per_item)
+    lines = ["", f"| item | {' | '.join(f'{m} {key.upper()}' for m in methods)} |",
+             "|---|" + "---|" * len(methods)]
+    for i, item in enumerate(res.items):
+        cells = [_fmt(res.per_item[m][i].get(key), 2) if i < len(res.per_item[m]) else "–" for m in methods]
+        lines.append(f"| {item} | {' | '.join(cells)} |")
+    return lines
 
 
 def _finite(obj: object) -> object:

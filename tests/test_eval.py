@@ -119,6 +119,11 @@ def test_eval_face_pairs_images_video(tmp_path: Path, capsys: pytest.CaptureFixt
     # the identity engine leaves the input unchanged: it scores like the identity baseline
     assert abs(pair_set["summary"]["identity (engine)"]["psnr"] - pair_set["summary"]["identity"]["psnr"]) < 0.01
     assert len(pair_set["per_item"]["gamma"]) == 3
+    # small sets also get a per-item table: each item's PSNR per method, as in the JSON
+    first = pair_set["items"][0]
+    row = next(line for line in md.splitlines() if line.startswith(f"| {first} |"))
+    assert f"{pair_set['per_item']['gamma'][0]['psnr']:.2f}" in row
+    assert "| item | identity PSNR | identity (engine) PSNR | gamma PSNR | clahe PSNR |" in md
     video = rep["sets"][2]["summary"]["identity (engine)"]
     assert video["frames"] == 4 and abs(video["gain"] - 1.0) < 0.02
     for s in rep["sets"]:
