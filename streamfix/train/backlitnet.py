@@ -30,6 +30,8 @@ Data: paired folders ``DIR/input/NAME`` + ``DIR/target/NAME`` (``--pairs``, spli
 :func:`split_names`: only the ``train`` half is used unless ``--split all``) and synthetic pairs
 (``--synthetic``, all used; written by ``streamfix train synth-pairs``). Each folder is one
 group; real groups share ``real_share`` of the samples equally, synthetic groups the rest.
+``--exposure-jitter S`` re-exposes the real pairs' input crops by up to ±S stops, their targets
+kept (off by default; stop 15's trainings with it are in engines/backlitnet.toml).
 
 Command line::
 
