@@ -1,11 +1,11 @@
 """Fused CPU slicing kernels (numba): one pass over the planes, no float copy of the frame.
 
 Each kernel reads integer planes, looks up the grid trilinearly and writes integer planes, in
-parallel over rows. Because a pixel's depth in the grid depends only on its luma code ``v``,
-the depth interpolation is done once per frame for every (cell, v) — value tables holding
-``[c0·v + c3, c1, c2]`` per output plane — and once per output row the tables are interpolated
-along y, for the codes that row holds; each pixel then reads two table entries (its two grid
-columns) and blends them. Neutral grids (:func:`is_neutral`: luma mapped by itself, U and V scaled alike around their
+parallel over rows. Because a pixel's depth in the grid depends only on its luma code ``v``, the
+depth interpolation is done once per frame for every (cell, v) — value tables holding ``[c0·v + c3,
+c1, c2]`` per output plane — and once per output row the tables are interpolated along y, for the
+codes that row holds; each pixel then reads two table entries (its two grid columns) and blends
+them. Neutral grids (:func:`is_neutral`: luma mapped by itself, U and V scaled alike around their
 midpoint — SCI's gain fits, ExCNet's curves) need one value per (cell, v) instead of three: their
 kernels read one table pair per sample. The per-sample lookups run eight samples at a time
 (:mod:`streamfix.grid.simd`: LLVM masked gathers, which the auto-vectoriser does not emit); the
