@@ -134,7 +134,7 @@ def run_pipeline(src: Path, engine: str, weights: Path | None, backend: Backend,
     out = workdir / f"bench_{engine}.mp4"
     out.unlink(missing_ok=True)
     cpu0 = time.process_time()
-    result = transcode(src, out, enhancer, options, bus, duration=(frames - 0.5) / _rate(src))
+    result = transcode(src, out, enhancer, options, bus, duration=(frames - 0.5) / video_rate(src))
     cpu = time.process_time() - cpu0
     stages = {s: summarize(enhancer.clock.ms.get(s, [])) for s in STAGES}
     for s in STAGES:
@@ -148,7 +148,8 @@ def run_pipeline(src: Path, engine: str, weights: Path | None, backend: Backend,
                     enhance_ms)
 
 
-def _rate(src: Path) -> float:
+def video_rate(src: Path) -> float:
+    """Frames per second of the first video stream of ``src`` (30 when it does not say)."""
     with av.open(str(src)) as c:
         s = c.streams.video[0]
         return float(s.average_rate or s.guessed_rate or 30)

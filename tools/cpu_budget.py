@@ -28,7 +28,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from streamfix.bench import _rate, parse_resolution, synthetic_clip
+from streamfix.bench import parse_resolution, synthetic_clip, video_rate
 from streamfix.engines import create_engine
 from streamfix.enhancer import Enhancer
 from streamfix.events import Bus
@@ -107,7 +107,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         src = args.input or synthetic_clip(size, args.frames, work)
-        rate = _rate(src)
+        rate = video_rate(src)
         run(src, Enhancer(create_engine("identity"), passthrough=True), 10, rate, work)  # warm-up
         rows = []
         for cost in costs:
