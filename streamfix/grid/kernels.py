@@ -160,7 +160,7 @@ def _luma_kernel(y, u, v, out, tables, sy, sx, top):  # pragma: no cover - compi
     wv = w - w % LANES if sx <= 1 else 0  # the 8-lane bodies know 4:4:4 and 2× subsampled rows
     for r in numba.prange(h):
         y0, y1, wy = _axis(h, gh, 0.0, 1, r)
-        # this row's tables: the grid interpolated along y once, then 2 lookups per pixel and term
+        # this row's tables: the grid interpolated along y once (for the row's codes), then 2 lookups per pixel and term
         yrow = y[r]
         row = _lerp_codes(tables, y0, y1, wy, *_code_range(yrow))
         rc = r >> sy
