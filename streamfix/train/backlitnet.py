@@ -68,6 +68,7 @@ from streamfix.engines.backlitnet_net import (
 from streamfix.errors import InputError, Interrupted, OutputError, StreamfixError, UsageError
 from streamfix.grid.slicing import RGB_LUMA
 from streamfix.train import provenance, weights_out
+from streamfix.train.synthetic import DEFAULT_SCHEDULE, KINDS
 
 __all__ = [
     "SPLITS",
@@ -705,6 +706,11 @@ def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--per-image", type=int, default=9, help="pairs per photo (default 9)")
     parser.add_argument("--long-side", type=int, default=512, help="downscale photos to this long side (default 512)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--kinds", metavar="K,K,…",
+                        help="degradations cycled through per photo (default "
+                             f"{','.join(DEFAULT_SCHEDULE)}; known: {', '.join(KINDS)})")
+    parser.add_argument("--black-white", type=int, default=4,
+                        help="black-to-black and white-to-white pairs of each (default 4)")
 
 
 def run_synth(args: argparse.Namespace) -> int:
@@ -722,11 +728,16 @@ def run_synth(args: argparse.Namespace) -> int:
             files.append(p)
         else:
             raise InputError(f"{p}: no such file or folder")
-    if args.per_image < 1 or args.long_side < 16:
-        raise UsageError("--per-image must be ≥ 1 and --long-side ≥ 16")
+    if args.per_image < 1 or args.long_side < 16 or args.black_white < 0:
+        raise UsageError("--per-image must be ≥ 1, --long-side ≥ 16 and --black-white ≥ 0")
+    schedule = DEFAULT_SCHEDULE if args.kinds is None else tuple(k.strip() for k in args.kinds.split(","))
+    unknown = sorted(set(schedule) - set(KINDS))
+    if unknown or not schedule:
+        raise UsageError(f"--kinds: unknown kind {', '.join(unknown) or '(none given)'}; known: {', '.join(KINDS)}")
     try:
         manifest = write_synthetic_pairs(files, args.out, per_image=args.per_image, seed=args.seed,
-                                         long_side=args.long_side, log=_stderr)
+                                         long_side=args.long_side, black_white=args.black_white,
+                                         schedule=schedule, log=_stderr)
     except (OSError, ValueError) as exc:
         raise OutputError(f"{args.out}: {exc}") from exc
     _stderr(f"wrote {len(manifest['pairs'])} pairs from {len(files)} photos to {args.out}")  # type: ignore[arg-type]

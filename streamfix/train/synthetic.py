@@ -13,7 +13,12 @@ the result is re-encoded and quantised to 8 bits like a camera JPEG:
   a veiling glare that lifts the black level.
 * ``overexposed`` — ``E ∈ [+0.5, +2]`` stops, clipped: the network must be able to pull back.
 * ``mild`` — ``E ∈ [−1.2, +0.5]`` stops, contrast ``×[0.75, 1.1]`` and saturation ``×[0.7, 1.1]``:
-  a flat or slightly dark rendition, the FiveK situation.
+  a flat or slightly dark rendition.
+* ``flat`` — contrast compressed ``×[0.5, 0.85]`` around the image mean, exposure ``E ∈ [−0.5,
+  +0.5]`` stops, saturation ``×[0.6, 1.05]``: the flat default rendering of a raw file (the FiveK
+  inputs span only ``×0.57–0.82`` of their retouch's range), whose fix is a levels stretch that
+  keeps the mean rather than a brightening. Not in :data:`DEFAULT_SCHEDULE`; ask for it with
+  ``schedule`` (``--kinds``).
 * ``identity`` — the photo unchanged: a well-exposed frame must come out unchanged.
 * GLADNet's tricks: ``black`` / ``white`` pairs (black stays black, white stays white) and a
   share of pairs turned to grey on both sides (no colour bias).
@@ -47,7 +52,7 @@ __all__ = [
 ]
 
 #: the degradations :func:`make_pair` knows
-KINDS = ("lowlight", "backlit", "overexposed", "mild", "identity", "black", "white")
+KINDS = ("lowlight", "backlit", "overexposed", "mild", "flat", "identity", "black", "white")
 #: kinds cycled through per clean photo by :func:`write_synthetic_pairs` (9 pairs per photo)
 DEFAULT_SCHEDULE = ("backlit", "lowlight", "mild", "backlit", "lowlight", "identity", "backlit", "overexposed",
                     "mild")
@@ -161,6 +166,12 @@ def make_pair(
         e = float(rng.uniform(-1.2, 0.5))
         k = float(rng.uniform(0.75, 1.1))
         s = float(rng.uniform(0.7, 1.1))
+        out = _saturation(_contrast(linear_to_srgb(lin * 2.0**e), k), s)
+        info.update(exposure=e, contrast=k, saturation=s)
+    elif kind == "flat":
+        e = float(rng.uniform(-0.5, 0.5))
+        k = float(rng.uniform(0.5, 0.85))
+        s = float(rng.uniform(0.6, 1.05))
         out = _saturation(_contrast(linear_to_srgb(lin * 2.0**e), k), s)
         info.update(exposure=e, contrast=k, saturation=s)
     else:  # backlit
