@@ -4,6 +4,7 @@ weights round trip, the shipped engine's behaviour, synthetic pairs and a traini
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from pathlib import Path
 
@@ -180,6 +181,11 @@ def test_synthetic_kinds_and_writer(tmp_path: Path) -> None:
     assert np.array_equal(inp, clean) and np.array_equal(tgt, clean)
     low, _, _ = make_pair(clean, "lowlight", rng)
     assert low.mean() < clean.mean()
+    for _ in range(5):  # a flat rendition: a narrower tonal range around a mean that moves little
+        flat, tgt, info = make_pair(clean, "flat", rng)
+        y_in, y_tgt = flat.astype(np.float32).mean(axis=2), tgt.astype(np.float32).mean(axis=2)
+        assert y_in.std() < 0.9 * y_tgt.std() and abs(y_in.mean() - y_tgt.mean()) < 0.15 * 255
+        assert 0.5 <= info["contrast"] <= 0.85  # type: ignore[operator]
     with pytest.raises(ValueError, match="unknown synthetic kind"):
         make_pair(clean, "sepia", rng)
     src = tmp_path / "clean.png"
@@ -309,12 +315,27 @@ def test_train_cli_usage_errors(tmp_path: Path) -> None:
     assert main(["train", "backlitnet", "--out", str(tmp_path / "w.pt")]) == 2
     assert main(["train", "backlitnet", "--out", str(tmp_path / "w.safetensors")]) == 1  # no data
     assert main(["train", "synth-pairs", "--images", str(tmp_path / "nope"), "--out", str(tmp_path / "s")]) == 1
-    ns = argparse.Namespace(images=[str(tmp_path)], out=str(tmp_path / "s"), per_image=0, long_side=64, seed=0)
+    ns = argparse.Namespace(images=[str(tmp_path)], out=str(tmp_path / "s"), per_image=0, long_side=64, seed=0,
+                            kinds=None, black_white=4)
     from streamfix.train.backlitnet import run_synth
 
     cv2.imwrite(str(tmp_path / "a.png"), _scene(20, 20))
     with pytest.raises(UsageError):
         run_synth(ns)
+    src = ["train", "synth-pairs", "--images", str(tmp_path / "a.png"), "--per-image", "3"]
+    assert main([*src, "--kinds", "flat,sepia", "--out", str(tmp_path / "bad")]) == 2
+    assert not (tmp_path / "bad").exists()
+
+
+def test_synth_pairs_kinds_pick_the_degradations(tmp_path: Path) -> None:
+    from streamfix.cli import main
+
+    cv2.imwrite(str(tmp_path / "a.png"), _scene(40, 60))
+    assert main(["train", "synth-pairs", "--images", str(tmp_path / "a.png"), "--per-image", "3", "--kinds",
+                 "flat,identity", "--black-white", "0", "--out", str(tmp_path / "s")]) == 0
+    kinds = sorted(p["kind"] for p in json.loads((tmp_path / "s" / "manifest.json").read_text())["pairs"])
+    assert kinds == ["flat", "flat", "identity"]
+    assert len(list((tmp_path / "s" / "input").iterdir())) == 3
 
 
 def test_exposure_jitter_reexposes_real_inputs_only() -> None:
