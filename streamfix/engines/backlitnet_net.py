@@ -35,6 +35,7 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -53,6 +54,7 @@ __all__ = [
     "batched_interp1d",
     "load_backlitnet",
     "luma_histogram_features",
+    "soft_max_pool",
     "save_backlitnet",
     "slice_batch",
 ]
@@ -73,6 +75,12 @@ class BacklitNetConfig:
         knots: knots ``K`` of the guide curve.
         width: base channel count (the stages use 1×, 1.5×, 2×, 3×, 4× of it).
         hist_bins: bins of the luma histogram fed to the global branch.
+        smooth_stats: the global branch's inputs made continuous in the pixels: a histogram
+            with linear (triangular) binning, sigmoid-soft crushed / clipped shares, and a
+            soft maximum (log-mean-exp) of the bottleneck in place of its maximum. With hard
+            bins and a hard maximum a little noise or one small light moving in a dark frame
+            moves those inputs by steps (brightness pumping on night video). False in weights
+            trained before the option existed.
     """
 
     input_size: int = 128
@@ -81,6 +89,7 @@ class BacklitNetConfig:
     knots: int = 16
     width: int = 16
     hist_bins: int = 16
+    smooth_stats: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -161,21 +170,38 @@ class RSUF(nn.Module):
         return h + hin
 
 
-def luma_histogram_features(x: torch.Tensor, bins: int = 16) -> torch.Tensor:
+def luma_histogram_features(x: torch.Tensor, bins: int = 16, smooth: bool = False) -> torch.Tensor:
     """Global exposure statistics of ``(B, 3, H, W)`` images in ``[0, 1]``.
 
     Returns ``(B, bins + 4)``: the normalised BT.709 luma histogram and the luma mean, standard
     deviation, and the shares of pixels below 0.1 and above 0.95 (no gradient is needed through
-    them: they describe the input).
+    them: they describe the input). ``smooth``: each pixel splits its count between the two
+    nearest bin centres in proportion to its distance (so the histogram moves continuously with
+    the pixels), and the shares count through sigmoids 0.02 / 0.01 wide.
     """
     w = x.new_tensor(RGB_LUMA).view(1, 3, 1, 1)
     y = (x * w).sum(1).clamp(0, 1).flatten(1)
-    idx = (y * bins).long().clamp(max=bins - 1)
-    hist = torch.zeros(y.shape[0], bins, device=x.device, dtype=x.dtype).scatter_add_(1, idx, torch.ones_like(y))
+    hist = torch.zeros(y.shape[0], bins, device=x.device, dtype=x.dtype)
+    if smooth:
+        pos = (y * bins - 0.5).clamp(0, bins - 1)  # 0 at the first bin's centre, bins − 1 at the last's
+        lo = pos.floor().long().clamp(max=bins - 2)
+        frac = pos - lo.to(x.dtype)
+        hist = hist.scatter_add_(1, lo, 1.0 - frac).scatter_add_(1, lo + 1, frac)
+        crushed, clipped = torch.sigmoid((0.1 - y) / 0.02), torch.sigmoid((y - 0.95) / 0.01)
+    else:
+        idx = (y * bins).long().clamp(max=bins - 1)
+        hist = hist.scatter_add_(1, idx, torch.ones_like(y))
+        crushed, clipped = (y < 0.1).to(x.dtype), (y > 0.95).to(x.dtype)
     hist = hist / y.shape[1]
-    stats = torch.stack([y.mean(1), y.std(1, unbiased=False), (y < 0.1).to(x.dtype).mean(1),
-                         (y > 0.95).to(x.dtype).mean(1)], 1)
+    stats = torch.stack([y.mean(1), y.std(1, unbiased=False), crushed.mean(1), clipped.mean(1)], 1)
     return torch.cat([hist, stats], 1)
+
+
+def soft_max_pool(h: torch.Tensor, sharpness: float = 4.0) -> torch.Tensor:
+    """Log-mean-exp over the spatial positions of ``(B, C, H, W)``: ``(B, C)`` between the mean
+    (``sharpness`` → 0) and the maximum (→ ∞), differentiable in every position."""
+    flat = h.flatten(2) * sharpness
+    return (torch.logsumexp(flat, 2) - math.log(flat.shape[2])) / sharpness
 
 
 # --------------------------------------------------------------------------------------------
@@ -259,8 +285,9 @@ class BacklitNet(nn.Module):
         s4 = _up_to(self.side4(e4), s2)
         saliency = torch.sigmoid(self.sal_fuse(torch.cat([s2, s3, s4], 1)))
 
-        stats = luma_histogram_features(x, cfg.hist_bins)
-        pooled = torch.cat([e4.mean((2, 3)), e4.amax((2, 3)), stats], 1)
+        stats = luma_histogram_features(x, cfg.hist_bins, cfg.smooth_stats)
+        peak = soft_max_pool(e4) if cfg.smooth_stats else e4.amax((2, 3))
+        pooled = torch.cat([e4.mean((2, 3)), peak, stats], 1)
         g = self.global_mlp(pooled)
 
         gh, gw = cfg.grid

@@ -649,6 +649,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exposure-jitter", type=float, default=0.0, metavar="STOPS",
                         help="re-expose the real pairs' inputs by up to this many stops either way, targets "
                              "kept (the retouch learned from a range of exposures; default 0: off)")
+    parser.add_argument("--smooth-stats", action="store_true",
+                        help="a network whose global inputs move continuously with the pixels (soft histogram "
+                             "bins and shares, soft maximum; BacklitNetConfig.smooth_stats)")
     parser.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS,
                         help=f"optimiser steps (default {DEFAULT_ITERATIONS})")
     parser.add_argument("--batch-size", type=int, default=8, help="crops per step (default 8)")
@@ -678,6 +681,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed, split=args.split, real_share=args.real_share, identity_share=args.identity_share,
             consistency=args.consistency, crush=args.crush, toe=args.toe, toe_min_gain=args.toe_min_gain,
             ema=args.ema, exposure_jitter=args.exposure_jitter, lr=args.lr,
+            config=BacklitNetConfig(smooth_stats=args.smooth_stats),
             log_every=args.log_every, threads=args.threads, max_minutes=args.max_minutes,
         )
     except ValueError as exc:
