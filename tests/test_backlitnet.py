@@ -20,8 +20,10 @@ from streamfix.engines.backlitnet_net import (
     BacklitNetConfig,
     batched_interp1d,
     load_backlitnet,
+    luma_histogram_features,
     save_backlitnet,
     slice_batch,
+    soft_max_pool,
 )
 from streamfix.enhancer import Enhancer
 from streamfix.errors import StreamfixError, UsageError
@@ -279,6 +281,41 @@ def test_training_smoke(tmp_path: Path) -> None:
     engine = create_engine("backlitnet", weights=out)
     img = _scene(50, 70)
     assert Enhancer(engine).enhance_rgb(img).shape == img.shape
+
+
+def test_smooth_stats_move_continuously_with_the_pixels() -> None:
+    """Grey frames just below and just above a histogram bin edge (and the crushed threshold):
+    the hard statistics jump by a whole bin, the smooth ones by almost nothing."""
+    below, above = (torch.full((1, 3, 16, 16), v) for v in (0.0999, 0.1001))  # 16 bins: an edge at 0.0625·k
+    edge_lo, edge_hi = (torch.full((1, 3, 16, 16), v) for v in (0.2499, 0.2501))
+    for a, b in ((below, above), (edge_lo, edge_hi)):
+        hard = (luma_histogram_features(a) - luma_histogram_features(b)).abs().sum()
+        smooth = (luma_histogram_features(a, smooth=True) - luma_histogram_features(b, smooth=True)).abs().sum()
+        assert hard > 0.99 and smooth < 0.02
+    x = torch.rand(2, 3, 20, 24)
+    for smooth in (False, True):
+        hist = luma_histogram_features(x, 16, smooth)[:, :16]
+        torch.testing.assert_close(hist.sum(1), torch.ones(2))
+    h = torch.randn(2, 5, 4, 4)
+    peak = soft_max_pool(h)
+    assert bool((peak >= h.mean((2, 3)) - 1e-6).all() and (peak <= h.amax((2, 3)) + 1e-6).all())
+
+
+def test_train_cli_smooth_stats_network(tmp_path: Path) -> None:
+    """``--smooth-stats`` trains the smooth-statistics network; its weights say so and load."""
+    from streamfix.cli import main
+
+    cv2.imwrite(str(tmp_path / "clean.png"), _scene(72, 96))
+    write_synthetic_pairs([tmp_path / "clean.png"], tmp_path / "syn", per_image=3, black_white=1, long_side=96)
+    out = tmp_path / "w.safetensors"
+    assert main(["train", "backlitnet", "--synthetic", str(tmp_path / "syn"), "--iterations", "2", "--batch-size",
+                 "2", "--crop", "32", "--threads", "1", "--smooth-stats", "--out", str(out)]) == 0
+    net, _ = load_backlitnet(out)
+    assert net.config.smooth_stats
+    assert BacklitNetConfig.from_json(BacklitNetConfig().to_json().replace(', "smooth_stats": false', "")) \
+        == BacklitNetConfig()  # weights from before the option load as the hard-statistics network
+    img = _scene(50, 70)
+    assert Enhancer(create_engine("backlitnet", weights=out)).enhance_rgb(img).shape == img.shape
 
 
 def test_weight_averaging(tmp_path: Path) -> None:
