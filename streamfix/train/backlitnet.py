@@ -736,8 +736,8 @@ def run_synth(args: argparse.Namespace) -> int:
         raise UsageError("--per-image must be ≥ 1, --long-side ≥ 16 and --black-white ≥ 0")
     schedule = DEFAULT_SCHEDULE if args.kinds is None else tuple(k.strip() for k in args.kinds.split(","))
     unknown = sorted(set(schedule) - set(KINDS))
-    if unknown or not schedule:
-        raise UsageError(f"--kinds: unknown kind {', '.join(unknown) or '(none given)'}; known: {', '.join(KINDS)}")
+    if unknown:
+        raise UsageError(f"--kinds: unknown kind {', '.join(map(repr, unknown))}; known: {', '.join(KINDS)}")
     try:
         manifest = write_synthetic_pairs(files, args.out, per_image=args.per_image, seed=args.seed,
                                          long_side=args.long_side, black_white=args.black_white,

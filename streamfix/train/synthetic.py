@@ -16,7 +16,7 @@ the result is re-encoded and quantised to 8 bits like a camera JPEG:
   a flat or slightly dark rendition.
 * ``flat`` — contrast compressed ``×[0.5, 0.85]`` around the image mean, exposure ``E ∈ [−0.5,
   +0.5]`` stops, saturation ``×[0.6, 1.05]``: the flat default rendering of a raw file (the FiveK
-  inputs span only ``×0.57–0.82`` of their retouch's range), whose fix is a levels stretch that
+  inputs' 1–99 % luma range is ``×0.57–0.82`` of their retouch's), whose fix is a levels stretch that
   keeps the mean rather than a brightening. Not in :data:`DEFAULT_SCHEDULE`; ask for it with
   ``schedule`` (``--kinds``).
 * ``identity`` — the photo unchanged: a well-exposed frame must come out unchanged.
@@ -57,6 +57,8 @@ KINDS = ("lowlight", "backlit", "overexposed", "mild", "flat", "identity", "blac
 DEFAULT_SCHEDULE = ("backlit", "lowlight", "mild", "backlit", "lowlight", "identity", "backlit", "overexposed",
                     "mild")
 _LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
+#: kinds that re-render the photo globally: ranges of exposure (stops), contrast and saturation
+_RENDITIONS = {"mild": ((-1.2, 0.5), (0.75, 1.1), (0.7, 1.1)), "flat": ((-0.5, 0.5), (0.5, 0.85), (0.6, 1.05))}
 
 
 def srgb_to_linear(x: np.ndarray) -> np.ndarray:
@@ -162,16 +164,9 @@ def make_pair(
         k = float(rng.uniform(0.8, 1.05))
         out = _contrast(linear_to_srgb(lin * 2.0**e), k)
         info.update(exposure=e, contrast=k)
-    elif kind == "mild":
-        e = float(rng.uniform(-1.2, 0.5))
-        k = float(rng.uniform(0.75, 1.1))
-        s = float(rng.uniform(0.7, 1.1))
-        out = _saturation(_contrast(linear_to_srgb(lin * 2.0**e), k), s)
-        info.update(exposure=e, contrast=k, saturation=s)
-    elif kind == "flat":
-        e = float(rng.uniform(-0.5, 0.5))
-        k = float(rng.uniform(0.5, 0.85))
-        s = float(rng.uniform(0.6, 1.05))
+    elif kind in _RENDITIONS:
+        (e_lo, e_hi), (k_lo, k_hi), (s_lo, s_hi) = _RENDITIONS[kind]
+        e, k, s = float(rng.uniform(e_lo, e_hi)), float(rng.uniform(k_lo, k_hi)), float(rng.uniform(s_lo, s_hi))
         out = _saturation(_contrast(linear_to_srgb(lin * 2.0**e), k), s)
         info.update(exposure=e, contrast=k, saturation=s)
     else:  # backlit
