@@ -286,8 +286,8 @@ def test_training_smoke(tmp_path: Path) -> None:
 def test_smooth_stats_move_continuously_with_the_pixels() -> None:
     """Grey frames just below and just above a histogram bin edge (and the crushed threshold):
     the hard statistics jump by a whole bin, the smooth ones by almost nothing."""
-    below, above = (torch.full((1, 3, 16, 16), v) for v in (0.0999, 0.1001))  # 16 bins: an edge at 0.0625·k
-    edge_lo, edge_hi = (torch.full((1, 3, 16, 16), v) for v in (0.2499, 0.2501))
+    below, above = (torch.full((1, 3, 16, 16), v) for v in (0.0999, 0.1001))  # the crushed share's threshold
+    edge_lo, edge_hi = (torch.full((1, 3, 16, 16), v) for v in (0.2499, 0.2501))  # 16 bins: an edge at 4/16
     for a, b in ((below, above), (edge_lo, edge_hi)):
         hard = (luma_histogram_features(a) - luma_histogram_features(b)).abs().sum()
         smooth = (luma_histogram_features(a, smooth=True) - luma_histogram_features(b, smooth=True)).abs().sum()
