@@ -395,3 +395,49 @@ def test_exposure_jitter_reexposes_real_inputs_only() -> None:
         else:
             assert torch.allclose(means, torch.full_like(means, 100.0), atol=0.01)
         assert torch.allclose(tg * 255.0, torch.full_like(tg, 60.0), atol=0.01)  # targets never re-exposed
+
+
+def test_zoom_pan_views_are_same_scale_windows_of_the_view() -> None:
+    """Each window is the view's own pixels at its offset, all windows one side within the zoom
+    range, offsets spread over the view (content leaves at different edges)."""
+    from streamfix.train.backlitnet import zoom_pan_views
+
+    hi = torch.rand(6, 3, 40, 40)
+    sides, corners = set(), set()
+    for seed in range(20):
+        windows, offsets = zoom_pan_views(hi, 0.25, np.random.default_rng(seed))
+        s = windows.shape[-1]
+        assert windows.shape == (6, 3, s, s) and 30 <= s <= 40 and len(offsets) == 6
+        for w, v, (oy, ox) in zip(windows, hi, offsets, strict=True):
+            assert 0 <= oy <= 40 - s and 0 <= ox <= 40 - s
+            assert torch.equal(w, v[:, oy : oy + s, ox : ox + s])
+        sides.add(s)
+        corners.update(offsets)
+    assert len(sides) > 3 and len(corners) > 10
+
+
+def test_training_with_the_motion_term(tmp_path: Path) -> None:
+    """``motion`` adds the pan term (logged as ``pan``, recorded in the stats); bad weights or
+    zooms are refused, on the command line with a usage error and no weights written."""
+    from streamfix.cli import main
+
+    cv2.imwrite(str(tmp_path / "clean.png"), _scene(72, 96))
+    write_synthetic_pairs([tmp_path / "clean.png"], tmp_path / "syn", per_image=4, black_white=1, long_side=96)
+    lines: list[str] = []
+    kw = dict(synthetic=[tmp_path / "syn"], iterations=2, batch_size=3, crop=32, config=SMALL, threads=1,
+              log_every=1)
+    _, stats = train_backlitnet(motion=5.0, motion_zoom=0.2, consistency=1.0, log=lines.append, **kw)  # type: ignore[arg-type]
+    assert stats["motion"] == 5.0 and stats["motion_zoom"] == 0.2
+    pans = [float(line.split("pan ")[1].split("]")[0]) for line in lines if line.startswith("train ")]
+    assert len(pans) == 2 and all(math.isfinite(p) and p >= 0 for p in pans)
+    assert all("cons " in line for line in lines if line.startswith("train "))
+    plain: list[str] = []
+    train_backlitnet(log=plain.append, **kw)  # type: ignore[arg-type]
+    assert [line for line in plain if line.startswith("train ")] and not any("pan" in line for line in plain)
+    for bad in ({"motion": -1.0}, {"motion": 1.0, "motion_zoom": 0.0}, {"motion": 1.0, "motion_zoom": 0.6}):
+        with pytest.raises(ValueError, match="motion"):
+            train_backlitnet(log=None, **kw, **bad)  # type: ignore[arg-type]
+    out = tmp_path / "w.safetensors"
+    assert main(["train", "backlitnet", "--synthetic", str(tmp_path / "syn"), "--iterations", "1", "--crop", "32",
+                 "--motion", "1", "--motion-zoom", "0.9", "--out", str(out)]) == 2
+    assert not out.exists()

@@ -24,7 +24,13 @@ Loss, per batch (``x`` input view, ``ŷ`` sliced output, ``y`` target):
   into the crushed range (EVAL.md's Y < 0.1) where the target is not crushed count again — a
   contrast boost learned from retouched pairs must not bury a backlit subject's shadows;
 * optionally (``--toe W``) ``W ·`` :func:`toe_penalty`: tone curves no steeper than their own gain
-  in the shadows (an S-curve's toe amplifies noise — flicker on video — and crushes shadows).
+  in the shadows (an S-curve's toe amplifies noise — flicker on video — and crushes shadows);
+* optionally (``--consistency W``) ``W ·`` the L1 difference of the grids and guides predicted for
+  a crop and for a copy shifted by ≤ 2 pixels with noise added (:func:`jitter_frames`);
+* optionally (``--motion W``) ``W ·`` the L1 difference between the output of a window of the
+  view (:func:`zoom_pan_views`: up to ``--motion-zoom`` smaller, anywhere in it) and the same
+  pixels of the whole view's output — a camera panning or zooming moves content in and out of
+  the frame, and what stays must keep its rendering (no brightness pumping on video).
 
 Data: paired folders ``DIR/input/NAME`` + ``DIR/target/NAME`` (``--pairs``, split by
 :func:`split_names`: only the ``train`` half is used unless ``--split all``) and synthetic pairs
@@ -424,6 +430,23 @@ def jitter_frames(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     return (y + noise).clamp(0, 1)
 
 
+def zoom_pan_views(
+    hi: torch.Tensor, max_zoom: float, rng: np.random.Generator
+) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+    """What the next frame of a camera that pans and zooms sees: square windows of the
+    ``(B, 3, C, C)`` views, all of side ``s = round(C · (1 − z))`` with ``z ~ U[0, max_zoom]`` drawn
+    once, each at its own random offset ``(oy, ox)`` — content leaves at the edges (a light that
+    drifts out of frame), the rest is the same scene at the same pixel scale.
+
+    Returns ``(windows (B, 3, s, s), offsets)``; ``hi[b, :, oy:oy + s, ox:ox + s]`` is window ``b``.
+    """
+    c = hi.shape[-1]
+    s = max(8, min(c, int(round(c * (1.0 - rng.uniform(0.0, max_zoom))))))
+    offsets = [(int(rng.integers(0, c - s + 1)), int(rng.integers(0, c - s + 1))) for _ in range(hi.shape[0])]
+    windows = torch.stack([v[:, oy : oy + s, ox : ox + s] for v, (oy, ox) in zip(hi, offsets, strict=True)])
+    return windows, offsets
+
+
 def _lr_at(it: int, total: int, lr: float, warmup: int) -> float:
     if it <= warmup:
         return lr * it / warmup
@@ -454,6 +477,8 @@ def train_backlitnet(
     real_share: float = 0.4,
     identity_share: float = 0.0,
     consistency: float = 0.0,
+    motion: float = 0.0,
+    motion_zoom: float = 0.15,
     crush: float = 0.0,
     toe: float = 0.0,
     toe_min_gain: float = 0.0,
@@ -485,6 +510,12 @@ def train_backlitnet(
             sees a slightly changed copy of its input (:func:`jitter_frames`: a shift of up to 2
             pixels and sensor-like noise, as between consecutive video frames) and the L1
             difference of the two grids and guides is penalised (no brightness pumping on video).
+        motion: weight of the pan-and-zoom term: for the other half of the batch the network also
+            sees a window of the view (:func:`zoom_pan_views`, up to ``motion_zoom`` smaller, at a
+            random offset) and the L1 difference between that window's output and the same pixels
+            of the whole view's output is penalised: the same scene content keeps its rendering
+            when other content enters or leaves the frame (no pumping while a camera pans).
+        motion_zoom: the largest zoom of those windows (fraction of the view's side).
         crush: weight of the crush term of :func:`backlitnet_loss` (0: off).
         toe: weight of :func:`toe_penalty` (0: off).
         toe_min_gain: its ``min_gain`` (0: every curve; 1: brightening ones only).
@@ -510,6 +541,8 @@ def train_backlitnet(
         raise ValueError("iterations and batch_size must be ≥ 1 and crop ≥ 16")
     if not 0.0 <= ema < 1.0:
         raise ValueError(f"ema decay must be in [0, 1), got {ema}")
+    if motion < 0 or consistency < 0 or not 0.0 < motion_zoom <= 0.5:
+        raise ValueError("consistency and motion weights must be ≥ 0 and motion zoom in (0, 0.5]")
     old_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
@@ -548,19 +581,31 @@ def train_backlitnet(
                 g["lr"] = _lr_at(it, iterations, lr, warmup)
             lo, hi, tg = sampler.batch(batch_size)
             n_jit = batch_size // 2 if consistency > 0 else 0
-            if n_jit:
-                coeffs_all, guide_all, sal_all = net(torch.cat([lo, jitter_frames(lo[:n_jit], rng)]))
-                coeffs, guide, sal = coeffs_all[:batch_size], guide_all[:batch_size], sal_all[:batch_size]
-            else:
-                coeffs, guide, sal = net(lo)
+            n_mot = batch_size - batch_size // 2 if motion > 0 else 0
+            extra = [lo] + ([jitter_frames(lo[:n_jit], rng)] if n_jit else [])
+            if n_mot:
+                windows, offsets = zoom_pan_views(hi[batch_size - n_mot :], motion_zoom, rng)
+                extra.append(network_input(windows, net.config.input_size))
+            coeffs_all, guide_all, sal_all = net(torch.cat(extra))
+            coeffs, guide, sal = coeffs_all[:batch_size], guide_all[:batch_size], sal_all[:batch_size]
             out = slice_batch(hi, coeffs, guide)
             loss, terms = backlitnet_loss(out, tg, hi, sal, coeffs, guide=guide, weights={"crush": crush, "toe": toe},
                                            toe_min_gain=toe_min_gain)
             if n_jit:
-                cons = ((coeffs_all[batch_size:] - coeffs[:n_jit]).abs().mean()
-                        + (guide_all[batch_size:] - guide[:n_jit]).abs().mean())
+                jit = slice(batch_size, batch_size + n_jit)
+                cons = ((coeffs_all[jit] - coeffs[:n_jit]).abs().mean()
+                        + (guide_all[jit] - guide[:n_jit]).abs().mean())
                 loss = loss + consistency * cons
                 terms["cons"] = float(cons.detach())
+            if n_mot:
+                mot = slice(batch_size + n_jit, None)
+                moved = slice_batch(windows, coeffs_all[mot], guide_all[mot])
+                s = windows.shape[-1]
+                same = torch.stack([o[:, oy : oy + s, ox : ox + s]
+                                    for o, (oy, ox) in zip(out[batch_size - n_mot :], offsets, strict=True)])
+                pan = (moved - same).abs().mean()
+                loss = loss + motion * pan
+                terms["pan"] = float(pan.detach())
             opt.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -605,6 +650,8 @@ def train_backlitnet(
         "threads": threads,
         "identity_share": identity_share,
         "consistency": consistency,
+        "motion": motion,
+        "motion_zoom": motion_zoom,
         "crush": crush,
         "toe": toe,
         "toe_min_gain": toe_min_gain,
@@ -634,6 +681,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="share of (target, target) identity pairs from the --pairs sets' targets (default 0)")
     parser.add_argument("--consistency", type=float, default=0.0,
                         help="weight of the grid consistency term between a crop and a jittered copy (default 0)")
+    parser.add_argument("--motion", type=float, default=0.0,
+                        help="weight of the term that keeps a crop's rendering when the view pans and zooms "
+                             "(content entering and leaving the frame; default 0)")
+    parser.add_argument("--motion-zoom", type=float, default=0.15,
+                        help="largest zoom of the pan-and-zoom term's windows, fraction of the view (default 0.15)")
     parser.add_argument("--crush", type=float, default=0.0,
                         help="weight of the term against pushing pixels below luma 0.1 where the target is not "
                              "(default 0)")
@@ -679,7 +731,8 @@ def run(args: argparse.Namespace) -> int:
         net, stats = train_backlitnet(
             args.pairs, args.synthetic, iterations=args.iterations, batch_size=args.batch_size, crop=args.crop,
             seed=args.seed, split=args.split, real_share=args.real_share, identity_share=args.identity_share,
-            consistency=args.consistency, crush=args.crush, toe=args.toe, toe_min_gain=args.toe_min_gain,
+            consistency=args.consistency, motion=args.motion, motion_zoom=args.motion_zoom,
+            crush=args.crush, toe=args.toe, toe_min_gain=args.toe_min_gain,
             ema=args.ema, exposure_jitter=args.exposure_jitter, lr=args.lr,
             config=BacklitNetConfig(smooth_stats=args.smooth_stats),
             log_every=args.log_every, threads=args.threads, max_minutes=args.max_minutes,
