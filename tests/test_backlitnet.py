@@ -232,6 +232,12 @@ def test_losses() -> None:
     assert terms["crush"] == 0.0  # the target is crushed itself
     _, terms = backlitnet_loss(crushed, target, target, sal[:1], one)
     assert "crush" not in terms  # off by default
+    # the grid's total variation: a grid whose cells differ pays in proportion to the tv weight
+    patchy = coeffs.clone()
+    patchy[:, :, :, 0, 0] += 0.3
+    base, terms = backlitnet_loss(a, a, a, sal, patchy, weights={"tv": 0.0})
+    heavy, _ = backlitnet_loss(a, a, a, sal, patchy, weights={"tv": 2.0})
+    assert terms["tv"] > 0 and abs(float(heavy - base) - 2.0 * terms["tv"]) < 1e-5
 
 
 def _curve_grid(gain: float, offset: float) -> torch.Tensor:
@@ -426,16 +432,18 @@ def test_training_with_the_motion_term(tmp_path: Path) -> None:
     lines: list[str] = []
     kw = dict(synthetic=[tmp_path / "syn"], iterations=2, batch_size=3, crop=32, config=SMALL, threads=1,
               log_every=1)
-    _, stats = train_backlitnet(motion=5.0, motion_zoom=0.2, consistency=1.0, log=lines.append, **kw)  # type: ignore[arg-type]
-    assert stats["motion"] == 5.0 and stats["motion_zoom"] == 0.2
+    _, stats = train_backlitnet(motion=5.0, motion_zoom=0.2, consistency=1.0, tv=0.5, log=lines.append,
+                                **kw)  # type: ignore[arg-type]
+    assert stats["motion"] == 5.0 and stats["motion_zoom"] == 0.2 and stats["tv"] == 0.5
     pans = [float(line.split("pan ")[1].split("]")[0]) for line in lines if line.startswith("train ")]
     assert len(pans) == 2 and all(math.isfinite(p) and p >= 0 for p in pans)
     assert all("cons " in line for line in lines if line.startswith("train "))
     plain: list[str] = []
     train_backlitnet(log=plain.append, **kw)  # type: ignore[arg-type]
     assert [line for line in plain if line.startswith("train ")] and not any("pan" in line for line in plain)
-    for bad in ({"motion": -1.0}, {"motion": 1.0, "motion_zoom": 0.0}, {"motion": 1.0, "motion_zoom": 0.6}):
-        with pytest.raises(ValueError, match="motion"):
+    for bad in ({"motion": -1.0}, {"tv": -1.0}, {"motion": 1.0, "motion_zoom": 0.0},
+                {"motion": 1.0, "motion_zoom": 0.6}):
+        with pytest.raises(ValueError, match="must be ≥ 0"):
             train_backlitnet(log=None, **kw, **bad)  # type: ignore[arg-type]
     out = tmp_path / "w.safetensors"
     assert main(["train", "backlitnet", "--synthetic", str(tmp_path / "syn"), "--iterations", "1", "--crop", "32",

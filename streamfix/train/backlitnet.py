@@ -481,6 +481,7 @@ def train_backlitnet(
     motion_zoom: float = 0.15,
     crush: float = 0.0,
     toe: float = 0.0,
+    tv: float = 1e-3,
     toe_min_gain: float = 0.0,
     ema: float = 0.0,
     exposure_jitter: float = 0.0,
@@ -518,6 +519,8 @@ def train_backlitnet(
         motion_zoom: the largest zoom of those windows (fraction of the view's side).
         crush: weight of the crush term of :func:`backlitnet_loss` (0: off).
         toe: weight of :func:`toe_penalty` (0: off).
+        tv: weight of the grid's total variation across cells and luma bins (larger: the grid's
+            curves vary less across the frame — a global look, less local tone mapping).
         toe_min_gain: its ``min_gain`` (0: every curve; 1: brightening ones only).
         ema: decay of an exponential moving average of the weights (0: off); with it, the
             averaged weights are returned (Polyak averaging: less dependent on the last batches
@@ -541,8 +544,8 @@ def train_backlitnet(
         raise ValueError("iterations and batch_size must be ≥ 1 and crop ≥ 16")
     if not 0.0 <= ema < 1.0:
         raise ValueError(f"ema decay must be in [0, 1), got {ema}")
-    if motion < 0 or consistency < 0 or not 0.0 < motion_zoom <= 0.5:
-        raise ValueError("consistency and motion weights must be ≥ 0 and motion zoom in (0, 0.5]")
+    if min(motion, consistency, tv) < 0 or not 0.0 < motion_zoom <= 0.5:
+        raise ValueError("consistency, motion and tv weights must be ≥ 0 and motion zoom in (0, 0.5]")
     old_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
@@ -589,8 +592,8 @@ def train_backlitnet(
             coeffs_all, guide_all, sal_all = net(torch.cat(extra))
             coeffs, guide, sal = coeffs_all[:batch_size], guide_all[:batch_size], sal_all[:batch_size]
             out = slice_batch(hi, coeffs, guide)
-            loss, terms = backlitnet_loss(out, tg, hi, sal, coeffs, guide=guide, weights={"crush": crush, "toe": toe},
-                                           toe_min_gain=toe_min_gain)
+            loss, terms = backlitnet_loss(out, tg, hi, sal, coeffs, guide=guide,
+                                          weights={"crush": crush, "toe": toe, "tv": tv}, toe_min_gain=toe_min_gain)
             if n_jit:
                 jit = slice(batch_size, batch_size + n_jit)
                 cons = ((coeffs_all[jit] - coeffs[:n_jit]).abs().mean()
@@ -654,6 +657,7 @@ def train_backlitnet(
         "motion_zoom": motion_zoom,
         "crush": crush,
         "toe": toe,
+        "tv": tv,
         "toe_min_gain": toe_min_gain,
         "ema": ema,
         "exposure_jitter": exposure_jitter,
@@ -692,6 +696,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--toe", type=float, default=0.0,
                         help="weight of the term against tone curves steeper than their gain in the shadows "
                              "(noise amplified, shadows crushed; default 0)")
+    parser.add_argument("--tv", type=float, default=1e-3,
+                        help="weight of the grid's total variation across cells and luma bins (default 0.001)")
     parser.add_argument("--toe-min-gain", type=float, default=0.0,
                         help="the toe term counts only where a curve's gain is at least this (1: brightening "
                              "curves only, a pulled-down black point is free; default 0: everywhere)")
@@ -732,7 +738,7 @@ def run(args: argparse.Namespace) -> int:
             args.pairs, args.synthetic, iterations=args.iterations, batch_size=args.batch_size, crop=args.crop,
             seed=args.seed, split=args.split, real_share=args.real_share, identity_share=args.identity_share,
             consistency=args.consistency, motion=args.motion, motion_zoom=args.motion_zoom,
-            crush=args.crush, toe=args.toe, toe_min_gain=args.toe_min_gain,
+            crush=args.crush, toe=args.toe, tv=args.tv, toe_min_gain=args.toe_min_gain,
             ema=args.ema, exposure_jitter=args.exposure_jitter, lr=args.lr,
             config=BacklitNetConfig(smooth_stats=args.smooth_stats),
             log_every=args.log_every, threads=args.threads, max_minutes=args.max_minutes,
