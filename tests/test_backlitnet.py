@@ -445,7 +445,41 @@ def test_training_with_the_motion_term(tmp_path: Path) -> None:
                 {"motion": 1.0, "motion_zoom": 0.6}):
         with pytest.raises(ValueError, match="must be ≥ 0"):
             train_backlitnet(log=None, **kw, **bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="lights"):
+        train_backlitnet(log=None, lights=1.5, **kw)  # type: ignore[arg-type]
     out = tmp_path / "w.safetensors"
-    assert main(["train", "backlitnet", "--synthetic", str(tmp_path / "syn"), "--iterations", "1", "--crop", "32",
-                 "--motion", "1", "--motion-zoom", "0.9", "--out", str(out)]) == 2
+    for flags in (["--motion", "1", "--motion-zoom", "0.9"], ["--lights", "-0.1"]):
+        assert main(["train", "backlitnet", "--synthetic", str(tmp_path / "syn"), "--iterations", "1", "--crop",
+                     "32", *flags, "--out", str(out)]) == 2
     assert not out.exists()
+
+
+def test_add_lights_puts_the_same_lights_in_every_image() -> None:
+    """The same lights land in input and target; they only brighten, clip at their core, and
+    leave most of the frame as it was."""
+    from streamfix.train.synthetic import add_lights
+
+    dark, bright = np.full((60, 80, 3), 20, np.uint8), np.full((60, 80, 3), 120, np.uint8)
+    lit_dark, lit_bright = add_lights([dark, bright], np.random.default_rng(4), count=(2, 2), radius=(0.05, 0.08))
+    assert lit_dark.shape == dark.shape and lit_dark.dtype == np.uint8
+    assert int(dark[0, 0, 0]) == 20  # the inputs are not modified
+    for before, after in ((dark, lit_dark), (bright, lit_bright)):
+        assert bool((after >= before).all()) and int(after.max()) == 255  # a clipped core
+        assert float((after[..., 1] > before[..., 1]).mean()) < 0.5  # most of the frame untouched
+    def light(before: np.ndarray, after: np.ndarray) -> np.ndarray:  # undo the screen blend
+        return 1.0 - (255.0 - after.astype(np.float64)) / (255.0 - before.astype(np.float64))
+
+    assert float(np.abs(light(dark, lit_dark) - light(bright, lit_bright)).max()) < 0.02  # the same lights in both
+
+
+def test_sampler_lights_share() -> None:
+    """``lights`` is the share of crops that get lights, in input and target alike."""
+    from streamfix.train.backlitnet import PairSampler
+
+    grey = np.full((48, 48, 3), 60, np.uint8)
+    for share, expected in ((0.0, (0, 0)), (1.0, (40, 40)), (0.5, (8, 32))):
+        sampler = PairSampler([[(grey, grey)]], [1.0], 24, 16, np.random.default_rng(2), lights=share)
+        _, hi, tg = sampler.batch(40)
+        lit = (hi.amax(dim=(1, 2, 3)) * 255 > 61).numpy()
+        assert np.array_equal(lit, (tg.amax(dim=(1, 2, 3)) * 255 > 61).numpy())
+        assert expected[0] <= int(lit.sum()) <= expected[1]

@@ -74,7 +74,7 @@ from streamfix.engines.backlitnet_net import (
 from streamfix.errors import InputError, Interrupted, OutputError, StreamfixError, UsageError
 from streamfix.grid.slicing import RGB_LUMA
 from streamfix.train import provenance, weights_out
-from streamfix.train.synthetic import DEFAULT_SCHEDULE, KINDS
+from streamfix.train.synthetic import DEFAULT_SCHEDULE, KINDS, add_lights
 
 __all__ = [
     "SPLITS",
@@ -182,6 +182,8 @@ class PairSampler:
             retouch must be reached from a range of exposures, as in Afifi et al.'s
             multi-exposure rendering of FiveK (CVPR 2021), instead of one input memorised.
         jittered: indices of the groups whose inputs are jittered.
+        lights: share of crops that get the same lights added to input and target
+            (:func:`~streamfix.train.synthetic.add_lights`).
     """
 
     def __init__(
@@ -193,8 +195,10 @@ class PairSampler:
         rng: np.random.Generator,
         exposure_jitter: float = 0.0,
         jittered: Sequence[int] = (),
+        lights: float = 0.0,
     ) -> None:
         self.groups = [list(g) for g in groups]
+        self.lights = lights
         self.exposure_jitter = exposure_jitter
         self.jittered = frozenset(jittered)
         p = np.asarray(shares, np.float64)
@@ -225,6 +229,8 @@ class PairSampler:
             if self.exposure_jitter > 0 and k in self.jittered:
                 gain = 2.0 ** (self.rng.uniform(-self.exposure_jitter, self.exposure_jitter) / 2.2)
                 pa = np.clip(np.rint(pa.astype(np.float32) * gain), 0, 255).astype(np.uint8)
+            if self.lights > 0 and self.rng.random() < self.lights:
+                pa, pb = add_lights([pa, pb], self.rng)
             if self.rng.random() < 0.5:
                 pa, pb = pa[:, ::-1], pb[:, ::-1]
             native = torch.from_numpy(np.ascontiguousarray(pa)).permute(2, 0, 1).float() / 255.0
@@ -482,6 +488,7 @@ def train_backlitnet(
     crush: float = 0.0,
     toe: float = 0.0,
     tv: float = 1e-3,
+    lights: float = 0.0,
     toe_min_gain: float = 0.0,
     ema: float = 0.0,
     exposure_jitter: float = 0.0,
@@ -527,6 +534,8 @@ def train_backlitnet(
             than the final iterate). The decay ramps up as ``min(ema, (1 + it) / (10 + it))``.
         exposure_jitter: the real pairs' inputs re-exposed by up to this many stops either way,
             their targets kept (:class:`PairSampler`); 0: off.
+        lights: share of crops that get the same lights (lamps, windows) added to input and
+            target: the rest of the frame keeps its rendering when a light enters it (no pumping).
         lr: peak learning rate.
         long_side: images are downscaled to this long side when loaded.
         config: the network's shape.
@@ -546,6 +555,8 @@ def train_backlitnet(
         raise ValueError(f"ema decay must be in [0, 1), got {ema}")
     if min(motion, consistency, tv) < 0 or not 0.0 < motion_zoom <= 0.5:
         raise ValueError("consistency, motion and tv weights must be ≥ 0 and motion zoom in (0, 0.5]")
+    if not 0.0 <= lights <= 1.0:
+        raise ValueError(f"lights share must be in [0, 1], got {lights}")
     old_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
@@ -573,7 +584,7 @@ def train_backlitnet(
         opt = torch.optim.Adam(net.parameters(), lr=lr)
         averaged = copy.deepcopy(net).requires_grad_(False) if ema > 0 else None
         sampler = PairSampler(groups, shares, crop, net.config.input_size, rng, exposure_jitter,
-                              jittered=range(len(real)))
+                              jittered=range(len(real)), lights=lights)
         warmup = min(100, max(1, iterations // 10))
         t0 = time.perf_counter()
         losses: list[float] = []
@@ -658,6 +669,7 @@ def train_backlitnet(
         "crush": crush,
         "toe": toe,
         "tv": tv,
+        "lights": lights,
         "toe_min_gain": toe_min_gain,
         "ema": ema,
         "exposure_jitter": exposure_jitter,
@@ -698,6 +710,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(noise amplified, shadows crushed; default 0)")
     parser.add_argument("--tv", type=float, default=1e-3,
                         help="weight of the grid's total variation across cells and luma bins (default 0.001)")
+    parser.add_argument("--lights", type=float, default=0.0, metavar="SHARE",
+                        help="share of crops given the same lights in input and target (a frame's rendering must "
+                             "not depend on the lamps in it; default 0)")
     parser.add_argument("--toe-min-gain", type=float, default=0.0,
                         help="the toe term counts only where a curve's gain is at least this (1: brightening "
                              "curves only, a pulled-down black point is free; default 0: everywhere)")
@@ -738,7 +753,7 @@ def run(args: argparse.Namespace) -> int:
             args.pairs, args.synthetic, iterations=args.iterations, batch_size=args.batch_size, crop=args.crop,
             seed=args.seed, split=args.split, real_share=args.real_share, identity_share=args.identity_share,
             consistency=args.consistency, motion=args.motion, motion_zoom=args.motion_zoom,
-            crush=args.crush, toe=args.toe, tv=args.tv, toe_min_gain=args.toe_min_gain,
+            crush=args.crush, toe=args.toe, tv=args.tv, lights=args.lights, toe_min_gain=args.toe_min_gain,
             ema=args.ema, exposure_jitter=args.exposure_jitter, lr=args.lr,
             config=BacklitNetConfig(smooth_stats=args.smooth_stats),
             log_every=args.log_every, threads=args.threads, max_minutes=args.max_minutes,

@@ -184,6 +184,32 @@ def make_pair(
     return _quantise(np.clip(out, 0.0, 1.0)), clean.copy(), info
 
 
+def add_lights(
+    images: Sequence[np.ndarray], rng: np.random.Generator, count: tuple[int, int] = (1, 4),
+    radius: tuple[float, float] = (0.02, 0.08),
+) -> list[np.ndarray]:
+    """The same lights put into each of ``images`` (uint8 ``(H, W, 3)`` RGB, one size): lamps,
+    windows, headlights — what enters and leaves a night video's frame.
+
+    ``count`` lights (inclusive range), each a warm-white source of radius ``radius`` × the short
+    side, centred anywhere, with a clipped core and a Gaussian glow (``m = min(1, 1.5·e^{−(d/r)²})``),
+    screen-blended: ``1 − (1 − x)(1 − m·c)``. Given an (input, target) pair, the pair keeps saying
+    the same thing about the rest of the frame: its rendering must not depend on the lights.
+
+    Returns new arrays; ``images`` are untouched.
+    """
+    h, w = images[0].shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    light = np.zeros((h, w, 3), np.float32)
+    for _ in range(int(rng.integers(count[0], count[1] + 1))):
+        cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+        r = rng.uniform(*radius) * min(h, w)
+        m = np.minimum(1.0, 1.5 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / max(r, 0.5) ** 2))
+        colour = np.array([1.0, rng.uniform(0.8, 1.0), rng.uniform(0.55, 1.0)], np.float32)
+        light = 1.0 - (1.0 - light) * (1.0 - m[..., None] * colour)
+    return [_quantise(1.0 - (1.0 - img.astype(np.float32) / 255.0) * (1.0 - light)) for img in images]
+
+
 def _to_gray(img: np.ndarray) -> np.ndarray:
     y = np.clip(np.rint(img.astype(np.float32) @ _LUMA), 0, 255).astype(np.uint8)
     return np.repeat(y[..., None], 3, axis=2)
