@@ -37,7 +37,9 @@ Data: paired folders ``DIR/input/NAME`` + ``DIR/target/NAME`` (``--pairs``, spli
 (``--synthetic``, all used; written by ``streamfix train synth-pairs``). Each folder is one
 group; real groups share ``real_share`` of the samples equally, synthetic groups the rest.
 ``--exposure-jitter S`` re-exposes the real pairs' input crops by up to ±S stops, their targets
-kept (off by default; stop 15's trainings with it are in engines/backlitnet.toml).
+kept (off by default; stop 15's trainings with it are in engines/backlitnet.toml). ``--lights P``
+puts the same lamps into a share ``P`` of the input and target crops
+(:func:`~streamfix.train.synthetic.add_lights`; off by default).
 
 Command line::
 
