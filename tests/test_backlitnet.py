@@ -473,13 +473,17 @@ def test_add_lights_puts_the_same_lights_in_every_image() -> None:
 
 
 def test_sampler_lights_share() -> None:
-    """``lights`` is the share of crops that get lights, in input and target alike."""
+    """``lights`` is the share of crops that get lights, in input and target alike; the black and
+    white pairs (flat targets) never get them."""
     from streamfix.train.backlitnet import PairSampler
 
-    grey = np.full((48, 48, 3), 60, np.uint8)
+    ramp = np.repeat(np.linspace(20, 60, 48, dtype=np.float32)[None, :, None], 48, 0).repeat(3, 2).astype(np.uint8)
     for share, expected in ((0.0, (0, 0)), (1.0, (40, 40)), (0.5, (8, 32))):
-        sampler = PairSampler([[(grey, grey)]], [1.0], 24, 16, np.random.default_rng(2), lights=share)
+        sampler = PairSampler([[(ramp, ramp)]], [1.0], 24, 16, np.random.default_rng(2), lights=share)
         _, hi, tg = sampler.batch(40)
-        lit = (hi.amax(dim=(1, 2, 3)) * 255 > 61).numpy()
-        assert np.array_equal(lit, (tg.amax(dim=(1, 2, 3)) * 255 > 61).numpy())
+        lit = (hi.amax(dim=(1, 2, 3)) * 255 > 70).numpy()
+        assert np.array_equal(lit, (tg.amax(dim=(1, 2, 3)) * 255 > 70).numpy())
         assert expected[0] <= int(lit.sum()) <= expected[1]
+    black = (np.full((48, 48, 3), 2, np.uint8), np.zeros((48, 48, 3), np.uint8))  # a black-to-black pair
+    _, hi, tg = PairSampler([[black]], [1.0], 24, 16, np.random.default_rng(2), lights=1.0).batch(20)
+    assert float(hi.max()) * 255 < 3 and float(tg.max()) == 0.0  # flat targets never get lamps

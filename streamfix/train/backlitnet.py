@@ -185,7 +185,8 @@ class PairSampler:
             multi-exposure rendering of FiveK (CVPR 2021), instead of one input memorised.
         jittered: indices of the groups whose inputs are jittered.
         lights: share of crops that get the same lights added to input and target
-            (:func:`~streamfix.train.synthetic.add_lights`).
+            (:func:`~streamfix.train.synthetic.add_lights`); crops whose target is flat (the black
+            and white pairs) never do.
     """
 
     def __init__(
@@ -231,7 +232,9 @@ class PairSampler:
             if self.exposure_jitter > 0 and k in self.jittered:
                 gain = 2.0 ** (self.rng.uniform(-self.exposure_jitter, self.exposure_jitter) / 2.2)
                 pa = np.clip(np.rint(pa.astype(np.float32) * gain), 0, 255).astype(np.uint8)
-            if self.lights > 0 and self.rng.random() < self.lights:
+            # a flat target is a black-to-black or white-to-white pair: with lamps in it, it would
+            # teach that a lamp keeps a dark frame dark (a near-black night clip left unlifted)
+            if self.lights > 0 and self.rng.random() < self.lights and int(pb.max()) - int(pb.min()) > 8:
                 pa, pb = add_lights([pa, pb], self.rng)
             if self.rng.random() < 0.5:
                 pa, pb = pa[:, ::-1], pb[:, ::-1]
