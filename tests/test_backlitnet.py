@@ -487,3 +487,29 @@ def test_sampler_lights_share() -> None:
     black = (np.full((48, 48, 3), 2, np.uint8), np.zeros((48, 48, 3), np.uint8))  # a black-to-black pair
     _, hi, tg = PairSampler([[black]], [1.0], 24, 16, np.random.default_rng(2), lights=1.0).batch(20)
     assert float(hi.max()) * 255 < 3 and float(tg.max()) == 0.0  # flat targets never get lamps
+
+
+def test_lamp_probe_reports_the_gain_change(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """tools/lamp_probe.py decodes a frame, runs the engine with and without lamps and prints one
+    table row per weights file, with a finite gain and a change for every lamp count."""
+    import importlib.util
+
+    import av
+
+    video = tmp_path / "night.mp4"
+    with av.open(str(video), "w") as c:
+        s = c.add_stream("mpeg4", rate=10)
+        s.width, s.height, s.pix_fmt = 96, 64, "yuv420p"
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray((_scene(64, 96, seed=i) // 3).astype(np.uint8), format="rgb24")
+            c.mux(s.encode(frame))
+        c.mux(s.encode(None))
+    spec = importlib.util.spec_from_file_location("lamp_probe", Path(__file__).parents[1] / "tools" / "lamp_probe.py")
+    probe = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(probe)  # type: ignore[union-attr]
+    assert probe.main(["--video", str(video), "--frame", "2", "--trials", "2", "--lamps", "1,2"]) == 0
+    rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| shipped")]
+    assert len(rows) == 1
+    cells = [c.strip() for c in rows[0].strip("|").split("|")]
+    assert math.isfinite(float(cells[1])) and float(cells[1]) > 0
+    assert all(c.endswith("%") and math.isfinite(float(c[:-1])) for c in cells[2:]) and len(cells) == 4
