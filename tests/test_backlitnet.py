@@ -423,8 +423,9 @@ def test_zoom_pan_views_are_same_scale_windows_of_the_view() -> None:
 
 
 def test_training_with_the_motion_term(tmp_path: Path) -> None:
-    """``motion`` adds the pan term (logged as ``pan``, recorded in the stats); bad weights or
-    zooms are refused, on the command line with a usage error and no weights written."""
+    """``motion`` adds the pan term (logged as ``pan``, recorded in the stats, as are ``tv`` and
+    ``lights``); bad weights, zooms or lamp shares are refused, on the command line with a usage
+    error and no weights written."""
     from streamfix.cli import main
 
     cv2.imwrite(str(tmp_path / "clean.png"), _scene(72, 96))
@@ -466,6 +467,7 @@ def test_add_lights_puts_the_same_lights_in_every_image() -> None:
     for before, after in ((dark, lit_dark), (bright, lit_bright)):
         assert bool((after >= before).all()) and int(after.max()) == 255  # a clipped core
         assert float((after[..., 1] > before[..., 1]).mean()) < 0.5  # most of the frame untouched
+
     def light(before: np.ndarray, after: np.ndarray) -> np.ndarray:  # undo the screen blend
         return 1.0 - (255.0 - after.astype(np.float64)) / (255.0 - before.astype(np.float64))
 
@@ -513,3 +515,6 @@ def test_lamp_probe_reports_the_gain_change(tmp_path: Path, capsys: pytest.Captu
     cells = [c.strip() for c in rows[0].strip("|").split("|")]
     assert math.isfinite(float(cells[1])) and float(cells[1]) > 0
     assert all(c.endswith("%") and math.isfinite(float(c[:-1])) for c in cells[2:]) and len(cells) == 4
+    for bad in (["--video", str(tmp_path / "none.mp4")], ["--video", str(video), "--frame", "9"]):
+        with pytest.raises(SystemExit, match="cannot decode|has no frame 9"):
+            probe.main(bad)

@@ -34,10 +34,13 @@ DEFAULT_VIDEO = Path(__file__).resolve().parents[1].parent / "shared" / "data" /
 
 def read_frame(path: Path, index: int) -> np.ndarray:
     """Frame ``index`` of the video as packed uint8 RGB."""
-    with av.open(str(path)) as container:
-        for k, frame in enumerate(container.decode(video=0)):
-            if k == index:
-                return frame.to_ndarray(format="rgb24")
+    try:
+        with av.open(str(path)) as container:
+            for k, frame in enumerate(container.decode(video=0)):
+                if k == index:
+                    return frame.to_ndarray(format="rgb24")
+    except (av.FFmpegError, OSError) as e:
+        raise SystemExit(f"{path}: cannot decode ({e})") from None
     raise SystemExit(f"{path}: has no frame {index}")
 
 
