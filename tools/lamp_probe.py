@@ -20,12 +20,13 @@ import sys
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 
 from streamfix.engines import create_engine
 from streamfix.engines.registry import load_card
 from streamfix.enhancer import Enhancer
-from streamfix.grid.thumbnail import thumbnail_from_rgb
+from streamfix.grid.thumbnail import thumbnail_size
 from streamfix.metrics import luma709
 from streamfix.train.synthetic import add_lights
 
@@ -61,8 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     counts = [int(c) for c in args.lamps.split(",")]
     rgb = read_frame(args.video, args.frame)
-    thumb = thumbnail_from_rgb(rgb, load_card("backlitnet").thumbnail)
-    small = np.ascontiguousarray((thumb.rgb.permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8))
+    h, w = thumbnail_size(*rgb.shape[:2], load_card("backlitnet").thumbnail)
+    small = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)  # the pipeline's thumbnail, kept in uint8
     rng = np.random.default_rng(args.seed)
     lit = {k: [add_lights([small], rng, count=(k, k))[0] for _ in range(args.trials)] for k in counts}
     print(f"{args.video.name} frame {args.frame}, thumbnail {small.shape[1]}×{small.shape[0]}, "

@@ -441,6 +441,11 @@ def jitter_frames(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     return (y + noise).clamp(0, 1)
 
 
+def crop_at(x: torch.Tensor, offsets: Sequence[tuple[int, int]], side: int) -> torch.Tensor:
+    """``(B, C, side, side)``: the square of ``x[b]`` (``(B, C, H, W)``) at ``offsets[b] = (oy, ox)``."""
+    return torch.stack([v[:, oy : oy + side, ox : ox + side] for v, (oy, ox) in zip(x, offsets, strict=True)])
+
+
 def zoom_pan_views(
     hi: torch.Tensor, max_zoom: float, rng: np.random.Generator
 ) -> tuple[torch.Tensor, list[tuple[int, int]]]:
@@ -454,8 +459,7 @@ def zoom_pan_views(
     c = hi.shape[-1]
     s = max(8, min(c, int(round(c * (1.0 - rng.uniform(0.0, max_zoom))))))
     offsets = [(int(rng.integers(0, c - s + 1)), int(rng.integers(0, c - s + 1))) for _ in range(hi.shape[0])]
-    windows = torch.stack([v[:, oy : oy + s, ox : ox + s] for v, (oy, ox) in zip(hi, offsets, strict=True)])
-    return windows, offsets
+    return crop_at(hi, offsets, s), offsets
 
 
 def _lr_at(it: int, total: int, lr: float, warmup: int) -> float:
@@ -619,9 +623,7 @@ def train_backlitnet(
             if n_mot:
                 mot = slice(batch_size + n_jit, None)
                 moved = slice_batch(windows, coeffs_all[mot], guide_all[mot])
-                s = windows.shape[-1]
-                same = torch.stack([o[:, oy : oy + s, ox : ox + s]
-                                    for o, (oy, ox) in zip(out[batch_size - n_mot :], offsets, strict=True)])
+                same = crop_at(out[batch_size - n_mot :], offsets, windows.shape[-1])
                 pan = (moved - same).abs().mean()
                 loss = loss + motion * pan
                 terms["pan"] = float(pan.detach())
