@@ -45,22 +45,38 @@ def read_frame(path: Path, index: int) -> np.ndarray:
     raise SystemExit(f"{path}: has no frame {index}")
 
 
-def gain(engine_out: np.ndarray, frame: np.ndarray, keep: np.ndarray) -> float:
-    """Mean luma out / in over the ``keep`` pixels."""
-    return float(luma709(engine_out)[keep].mean() / max(luma709(frame)[keep].mean(), 1e-6))
+def positive_int(text: str) -> int:
+    """argparse type: an integer ≥ 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
+
+
+def lamp_counts(text: str) -> list[int]:
+    """argparse type: comma-separated lamp counts, each ≥ 1."""
+    return [positive_int(c) for c in text.split(",")]
+
+
+def gain(y_out: np.ndarray, y_in: np.ndarray, keep: np.ndarray) -> float:
+    """Mean luma out / in over the ``keep`` pixels (``y_*``: BT.709 luma planes)."""
+    return float(y_out[keep].mean() / max(y_in[keep].mean(), 1e-6))
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
     p.add_argument("--frame", type=int, default=10)
-    p.add_argument("--lamps", default="1,3", help="lamp counts to try (default 1,3)")
-    p.add_argument("--trials", type=int, default=8, help="random lamp placements per count (default 8)")
+    p.add_argument("--lamps", type=lamp_counts, default=[1, 3], help="lamp counts to try (default 1,3)")
+    p.add_argument("--trials", type=positive_int, default=8, help="random lamp placements per count (default 8)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--weights", type=Path, action="append", default=[],
                    help="BacklitNet weights (repeatable; default: the shipped engine)")
     args = p.parse_args(argv)
-    counts = [int(c) for c in args.lamps.split(",")]
+    counts = args.lamps
     rgb = read_frame(args.video, args.frame)
     h, w = thumbnail_size(*rgb.shape[:2], load_card("backlitnet").thumbnail)
     small = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)  # the pipeline's thumbnail, kept in uint8
@@ -73,15 +89,15 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|" + "---|" * len(counts))
     for weights in args.weights or [None]:
         enhancer = Enhancer(create_engine("backlitnet", weights=weights))
-        plain = enhancer.enhance_rgb(small, new_scene=True)
-        base = gain(plain, small, np.ones(small.shape[:2], bool))
+        y_plain, y_small = luma709(enhancer.enhance_rgb(small, new_scene=True)), luma709(small)
+        base = gain(y_plain, y_small, np.ones(small.shape[:2], bool))
         cells = []
         for k in counts:
             changes = []
             for img in lit[k]:
                 keep = (img == small).all(axis=2)
                 out = enhancer.enhance_rgb(img, new_scene=True)
-                changes.append(gain(out, img, keep) / gain(plain, small, keep) - 1.0)
+                changes.append(gain(luma709(out), luma709(img), keep) / gain(y_plain, y_small, keep) - 1.0)
             cells.append(f"{100 * np.mean(changes):+.1f} %")
         name = weights.name if weights else "shipped"
         print(f"| {name} | {base:.3f} | " + " | ".join(cells) + " |")
