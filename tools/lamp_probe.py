@@ -26,6 +26,7 @@ import numpy as np
 from streamfix.engines import create_engine
 from streamfix.engines.registry import load_card
 from streamfix.enhancer import Enhancer
+from streamfix.faces.args import whole_number
 from streamfix.grid.thumbnail import thumbnail_size
 from streamfix.metrics import luma709
 from streamfix.train.synthetic import add_lights
@@ -45,20 +46,9 @@ def read_frame(path: Path, index: int) -> np.ndarray:
     raise SystemExit(f"{path}: has no frame {index}")
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer ≥ 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
-    return value
-
-
 def lamp_counts(text: str) -> list[int]:
     """argparse type: comma-separated lamp counts, each ≥ 1."""
-    return [positive_int(c) for c in text.split(",")]
+    return [whole_number("--lamps", 1)(c) for c in text.split(",")]
 
 
 def gain(y_out: np.ndarray, y_in: np.ndarray, keep: np.ndarray) -> float:
@@ -71,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
     p.add_argument("--frame", type=int, default=10)
     p.add_argument("--lamps", type=lamp_counts, default=[1, 3], help="lamp counts to try (default 1,3)")
-    p.add_argument("--trials", type=positive_int, default=8, help="random lamp placements per count (default 8)")
+    p.add_argument("--trials", type=whole_number("--trials", 1), default=8,
+                   help="random lamp placements per count (default 8)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--weights", type=Path, action="append", default=[],
                    help="BacklitNet weights (repeatable; default: the shipped engine)")
