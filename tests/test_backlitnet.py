@@ -324,6 +324,37 @@ def test_train_cli_smooth_stats_network(tmp_path: Path) -> None:
     assert Enhancer(create_engine("backlitnet", weights=out)).enhance_rgb(img).shape == img.shape
 
 
+def test_train_cli_init_fine_tunes_the_given_weights(tmp_path: Path) -> None:
+    """``--init W`` starts from W (its network shape, not the default one) and leaves W as it was;
+    a missing file is an input error, ``--smooth-stats`` on a hard-statistics W a usage error."""
+    from streamfix.cli import main
+
+    cv2.imwrite(str(tmp_path / "clean.png"), _scene(72, 96))
+    write_synthetic_pairs([tmp_path / "clean.png"], tmp_path / "syn", per_image=3, black_white=1, long_side=96)
+    torch.manual_seed(5)
+    start = BacklitNet(SMALL)
+    with torch.no_grad():
+        for p in start.parameters():
+            p.add_(0.05 * torch.randn_like(p))  # away from any fresh initialisation
+    init = tmp_path / "init.safetensors"
+    save_backlitnet(start, init)
+    before = init.read_bytes()
+    args = ["train", "backlitnet", "--synthetic", str(tmp_path / "syn"), "--iterations", "2", "--batch-size", "2",
+            "--crop", "32", "--threads", "1", "--init", str(init)]
+    out = tmp_path / "tuned.safetensors"
+    assert main([*args, "--lr", "1e-9", "--out", str(out)]) == 0
+    tuned, _ = load_backlitnet(out)
+    assert tuned.config == SMALL
+    for (name, p), q in zip(tuned.state_dict().items(), start.state_dict().values(), strict=True):
+        torch.testing.assert_close(p, q, atol=1e-6, rtol=0, msg=name)
+    assert main([*args, "--out", str(tmp_path / "moved.safetensors")]) == 0  # the default lr moves it
+    moved, _ = load_backlitnet(tmp_path / "moved.safetensors")
+    assert any(not torch.equal(p, q) for p, q in zip(moved.parameters(), start.parameters(), strict=True))
+    assert init.read_bytes() == before
+    assert main([*args[:-1], str(tmp_path / "none.safetensors"), "--out", str(out)]) == 1
+    assert main([*args, "--smooth-stats", "--out", str(out)]) == 2
+
+
 def test_weight_averaging(tmp_path: Path) -> None:
     """``_ema_update`` moves every floating tensor towards the live net by ``1 − decay``; training
     with ``ema`` returns the average, not the last iterate, and refuses decays outside [0, 1)."""

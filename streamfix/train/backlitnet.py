@@ -70,6 +70,7 @@ from streamfix.engines.backlitnet_net import (
     BacklitNet,
     BacklitNetConfig,
     batched_interp1d,
+    load_backlitnet,
     save_backlitnet,
     slice_batch,
 )
@@ -504,6 +505,7 @@ def train_backlitnet(
     lr: float = 1e-3,
     long_side: int = 512,
     config: BacklitNetConfig | None = None,
+    init: BacklitNet | None = None,
     log_every: int = 50,
     threads: int | None = 2,
     max_minutes: float | None = None,
@@ -547,7 +549,9 @@ def train_backlitnet(
             target: the rest of the frame keeps its rendering when a light enters it (no pumping).
         lr: peak learning rate.
         long_side: images are downscaled to this long side when loaded.
-        config: the network's shape.
+        config: the network's shape (ignored with ``init``).
+        init: start from a copy of these weights instead of a fresh initialisation (fine-tuning;
+            the schedule, warm-up included, is the same); ``init`` itself is left unchanged.
         log_every: progress interval.
         threads: torch intra-op threads.
         max_minutes: stop early (keeping the weights so far) after this much wall time.
@@ -588,7 +592,7 @@ def train_backlitnet(
                 f"seed {seed}, {torch.get_num_threads()} threads")
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
-        net = BacklitNet(config or BacklitNetConfig())
+        net = copy.deepcopy(init).requires_grad_(True) if init is not None else BacklitNet(config or BacklitNetConfig())
         net.train()
         opt = torch.optim.Adam(net.parameters(), lr=lr)
         averaged = copy.deepcopy(net).requires_grad_(False) if ema > 0 else None
@@ -732,6 +736,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--smooth-stats", action="store_true",
                         help="a network whose global inputs move continuously with the pixels (soft histogram "
                              "bins and shares, soft maximum; BacklitNetConfig.smooth_stats)")
+    parser.add_argument("--init", metavar="W.safetensors", default=None,
+                        help="fine-tune: start from these BacklitNet weights (their network shape; default: "
+                             "a fresh initialisation)")
     parser.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS,
                         help=f"optimiser steps (default {DEFAULT_ITERATIONS})")
     parser.add_argument("--batch-size", type=int, default=8, help="crops per step (default 8)")
@@ -755,6 +762,14 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--real-share must be in [0, 1] and --identity-share in [0, 1 − real share]")
     if not 0.0 <= args.exposure_jitter <= 4.0:
         raise UsageError(f"--exposure-jitter must be in [0, 4] stops, got {args.exposure_jitter:g}")
+    init = None
+    if args.init is not None:
+        try:
+            init, _ = load_backlitnet(args.init)
+        except ValueError as exc:
+            raise InputError(f"--init {exc}") from None
+        if args.smooth_stats and not init.config.smooth_stats:
+            raise UsageError(f"--smooth-stats: {args.init} is a network without it (fine-tuning keeps its shape)")
     try:
         net, stats = train_backlitnet(
             args.pairs, args.synthetic, iterations=args.iterations, batch_size=args.batch_size, crop=args.crop,
@@ -762,7 +777,7 @@ def run(args: argparse.Namespace) -> int:
             consistency=args.consistency, motion=args.motion, motion_zoom=args.motion_zoom,
             crush=args.crush, toe=args.toe, tv=args.tv, lights=args.lights, toe_min_gain=args.toe_min_gain,
             ema=args.ema, exposure_jitter=args.exposure_jitter, lr=args.lr,
-            config=BacklitNetConfig(smooth_stats=args.smooth_stats),
+            config=BacklitNetConfig(smooth_stats=args.smooth_stats), init=init,
             log_every=args.log_every, threads=args.threads, max_minutes=args.max_minutes,
         )
     except ValueError as exc:
