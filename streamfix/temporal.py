@@ -392,8 +392,8 @@ class TemporalFilter:
         self._pending_cut: bool | None = None
         self._log_mean: float | None = None
         self._input_change = 0.0
-        self._m = 0.0
-        self._a = 0.0
+        self._m = self._a = 0.0
+        self._restart_persistence()
         self.cuts = 0
 
     def reset(self) -> None:
@@ -401,9 +401,19 @@ class TemporalFilter:
         self._prev = None
         self._pending_cut = None
         self._log_mean = None
-        self._m = self._a = self._trust_in = 0.0
+        self._trust_in = 0.0
+        self._restart_persistence()
         self._ratio = self._mu_bar = None
         self.detector.reset()
+
+    def _restart_persistence(self) -> None:
+        """Start the persistence statistics as after a quiet stretch (innovations at the floor,
+        no sign): a change seen on one frame is no evidence that it persists, so the first
+        innovations of a clip or a scene are damped as they would be in mid-scene (with the
+        statistics at zero, the first innovation above the floor read as fully persistent and
+        opened the filter to PERSISTENCE_ALPHA on a clip's second frame)."""
+        self._m = 0.0
+        self._a = INNOVATION_FLOOR
 
     def observe(self, thumb: Thumbnail) -> bool:
         """Look at the next frame's thumbnail before its engine runs; True at a scene cut.
@@ -430,7 +440,8 @@ class TemporalFilter:
         prev = self._prev
         if prev is None or cut or self.strength == 0.0 or prev.shape != grid.shape:
             self._prev = grid
-            self._m = self._a = self._trust_in = 0.0
+            self._trust_in = 0.0
+            self._restart_persistence()
             self._ratio = self._mu_bar = None
             if self.mode == "adaptive":  # the lock starts from this frame's measured brightness ratio
                 meter = BrightnessMeter(thumb)

@@ -224,6 +224,22 @@ def test_adaptive_follows_a_persistent_engine_change_without_input_change() -> N
     assert _mabd(ada, 2, 24) * 5 <= _mabd(_means(_GainEngine(auto=False, jitter=0.1), None, frames), 2, 24)
 
 
+def test_a_one_frame_engine_blip_is_damped_alike_at_a_clip_start_and_in_mid_scene() -> None:
+    """One frame's +5 % of the engine on a steady input is no persistent change, on the clip's
+    second frame (where the persistence statistics have no history yet) as much as later: short
+    clips (the 4-frame phone scenes) are steadied as well as long ones."""
+    frames = [(backlit_frame(96, 54, 0.0, seed=2) * 0.4).astype(np.uint8)] * 40
+    engine = _GainEngine(auto=False)
+    enh = Enhancer(engine, temporal=TemporalFilter(DEFAULT_STRENGTH))
+    out = []
+    for t, f in enumerate(frames):
+        engine.bias = 1.05 if t in (1, 30) else 1.0
+        out.append(float(luma709(enh.enhance_rgb(f)).mean()))
+    start, mid = out[1] / out[0] - 1.0, out[30] / out[29] - 1.0
+    assert 0.0 < mid < 0.3 * 0.05  # damped in mid-scene (a plain blend at 0.85 passes 15 % of it)
+    assert abs(start - mid) <= 0.1 * mid
+
+
 def test_temporal_filter_suppresses_engine_jitter_on_moving_frames() -> None:
     def flicker(temporal: TemporalFilter | None) -> dict:
         enh = Enhancer(_GainEngine(auto=False, jitter=0.1), temporal=temporal)
