@@ -16,7 +16,9 @@ grid at once). Modes:
   2. *the change persists*: the grid's innovation — the relative brightness difference between
      what Γt and Γ't−1 would output on this thumbnail — keeps its sign from frame to frame.
      Jitter flips sign or is random; a real change of the engine's opinion does not. The
-     persistence is ``|EMA(δ)| / EMA(|δ|)`` (1 for a steady drift, ≈ 0.25 for ±jitter).
+     persistence is ``|EMA(δ)| / EMA(|δ|)`` (1 for a steady drift, ≈ 0.25 for ±jitter); both
+     averages start, at a clip's first frame and at a cut, as after a quiet stretch, so a change
+     on one frame counts there as it would in mid-scene (with empty averages it read as 1).
 
   Either one bounds the delay: a step is followed within a handful of frames (measured by
   tools/temporal_report.py), while ±10 % alternating jitter is attenuated ≈ 12× at strength 0.85.
@@ -392,7 +394,6 @@ class TemporalFilter:
         self._pending_cut: bool | None = None
         self._log_mean: float | None = None
         self._input_change = 0.0
-        self._m = self._a = 0.0
         self._restart_persistence()
         self.cuts = 0
 
