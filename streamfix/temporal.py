@@ -386,7 +386,6 @@ class TemporalFilter:
         self._input_full = INPUT_CHANGE_FULL * per
         self._input_floor = INPUT_CHANGE_FLOOR * per
         self._trust_decay = INPUT_TRUST_DECAY**per
-        self._trust_in = 0.0
         self._ratio: float | None = None  # brightness lock: output ÷ input mean brightness, filtered
         self._mu_bar: float | None = None  # … and the input's mean brightness, filtered
         self.detector = detector or SceneCutDetector()
@@ -394,7 +393,7 @@ class TemporalFilter:
         self._pending_cut: bool | None = None
         self._log_mean: float | None = None
         self._input_change = 0.0
-        self._restart_persistence()
+        self._restart_evidence()
         self.cuts = 0
 
     def reset(self) -> None:
@@ -402,19 +401,21 @@ class TemporalFilter:
         self._prev = None
         self._pending_cut = None
         self._log_mean = None
-        self._trust_in = 0.0
-        self._restart_persistence()
-        self._ratio = self._mu_bar = None
+        self._restart_evidence()
         self.detector.reset()
 
-    def _restart_persistence(self) -> None:
-        """Start the persistence statistics as after a quiet stretch (innovations at the floor,
-        no sign): a change seen on one frame is no evidence that it persists, so the first
-        innovations of a clip or a scene are damped as they would be in mid-scene (with the
-        statistics at zero, the first innovation above the floor read as fully persistent and
-        opened the filter to PERSISTENCE_ALPHA on a clip's second frame)."""
+    def _restart_evidence(self) -> None:
+        """Forget what the last scene said about change: no input-change trust, no brightness
+        lock (it restarts from the next frame's ratio), and the persistence statistics as after a
+        quiet stretch (innovations at the floor, no sign) — a change seen on one frame is no
+        evidence that it persists, so the first innovations of a clip or a scene are damped as
+        they would be in mid-scene (with the statistics at zero, the first innovation above the
+        floor read as fully persistent and opened the filter to PERSISTENCE_ALPHA on a clip's
+        second frame)."""
+        self._trust_in = 0.0
         self._m = 0.0
         self._a = INNOVATION_FLOOR
+        self._ratio = self._mu_bar = None
 
     def observe(self, thumb: Thumbnail) -> bool:
         """Look at the next frame's thumbnail before its engine runs; True at a scene cut.
@@ -441,9 +442,7 @@ class TemporalFilter:
         prev = self._prev
         if prev is None or cut or self.strength == 0.0 or prev.shape != grid.shape:
             self._prev = grid
-            self._trust_in = 0.0
-            self._restart_persistence()
-            self._ratio = self._mu_bar = None
+            self._restart_evidence()
             if self.mode == "adaptive":  # the lock starts from this frame's measured brightness ratio
                 meter = BrightnessMeter(thumb)
                 mu = meter.input_mean()
