@@ -110,6 +110,9 @@ class OnlineAdapter:
     def scene_cut(self) -> None:
         self.engine.scene_cut()
 
+    def carry_scene(self, on: bool) -> None:
+        self.engine.carry_scene(on)
+
     def _small(self, rgb: torch.Tensor) -> torch.Tensor:
         h, w = rgb.shape[-2:]
         s = min(1.0, TRAIN_LONG_SIDE / max(h, w))

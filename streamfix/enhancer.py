@@ -90,6 +90,7 @@ class Enhancer:
         if engine_every < 1:
             raise ValueError(f"engine_every must be ≥ 1, got {engine_every}")
         self.engine = engine
+        engine.carry_scene(temporal is not None)  # held scene decisions belong to temporal propagation
         self.device = device
         self.strength = strength
         self.temporal = temporal

@@ -162,6 +162,9 @@ class JitterEngine(Engine):
         if notify is not None:
             notify()
 
+    def carry_scene(self, on: bool) -> None:
+        self.inner.carry_scene(on)
+
     def predict(self, thumb: Thumbnail) -> BilateralGrid:
         g = self.inner.predict(thumb)
         self.n += 1

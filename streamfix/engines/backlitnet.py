@@ -2,7 +2,12 @@
 
 The thumbnail is resized to the network's fixed square input; the network
 (:mod:`streamfix.engines.backlitnet_net`) returns the grid's affines and the guide curve
-directly (HDRNet-style: no fitting), so :meth:`BacklitNetEngine.predict` is one forward pass.
+directly (HDRNet-style: no fitting), so :meth:`BacklitNetEngine.predict` is one forward pass:
+the encoder (what TensorRT compiles) gives the cells' features and the global context, the
+small head turns them into the grid. On video with a temporal filter
+(:meth:`~BacklitNetEngine.carry_scene`) the global context is held across the shot
+(:class:`~streamfix.engines.scene_context.SceneContext`): content entering the frame is lifted
+where it is without re-exposing the rest of the scene.
 
 Example:
     >>> import torch
@@ -18,8 +23,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from streamfix.engines.backlitnet_net import BacklitNet, load_backlitnet
+from streamfix.engines.backlitnet_net import BacklitNet, BacklitNetEncoder, load_backlitnet
 from streamfix.engines.registry import Engine, EngineCard, register_engine
+from streamfix.engines.scene_context import SceneContext
 from streamfix.errors import StreamfixError
 from streamfix.grid.bilateral import BilateralGrid, Thumbnail
 
@@ -61,19 +67,37 @@ class BacklitNetEngine(Engine):
                 f"{weights}: network grid {(cfg.depth, *cfg.grid)} differs from the card's {tuple(card.grid)}"
             )
         self.input_size = cfg.input_size
+        self.encoder = BacklitNetEncoder(self.net)  # TensorRT rebinds this attribute (network())
+        self.context: SceneContext | None = None  # held global context (video with a temporal filter)
 
     def network(self) -> torch.nn.Module:
-        return self.net
+        return self.encoder
+
+    def carry_scene(self, on: bool) -> None:
+        if on != (self.context is not None):
+            self.context = SceneContext() if on else None
+
+    def scene_cut(self) -> None:
+        if self.context is not None:
+            self.context.reset()
 
     @torch.inference_mode()
-    def forward(self, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(coeffs (12, D, Gh, Gw), guide (K,), saliency (h, w))`` for a thumbnail ``(3, h, w)``."""
+    def forward(self, rgb: torch.Tensor, luma_mean: float | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(coeffs (12, D, Gh, Gw), guide (K,), saliency (h, w))`` for a thumbnail ``(3, h, w)``.
+
+        ``luma_mean``: the thumbnail's mean luma in ``[0, 1]``; with it and a held context
+        (:meth:`carry_scene`), the global context is the held one (updated with this frame's).
+        """
         x = network_input(rgb.to(self.device, torch.float32), self.input_size)
         if x.device.type == "cpu":  # oneDNN runs the convolutions ≈ 25 % faster channels-last (tools/bench_network.py)
             x = x.contiguous(memory_format=torch.channels_last)
-        coeffs, guide, sal = self.net(x)
+        cells, context, sal = self.encoder(x)
+        if self.context is not None and luma_mean is not None:
+            context = self.context.update(context, luma_mean)
+        coeffs, guide = self.net.decode(cells.float(), context.float())
         return coeffs[0].float().cpu(), guide[0].float().cpu(), sal[0, 0].float().cpu()
 
     def predict(self, thumb: Thumbnail) -> BilateralGrid:
-        coeffs, guide, _ = self.forward(thumb.rgb)
+        coeffs, guide, _ = self.forward(thumb.rgb, float(thumb.luma.float().mean()))
         return BilateralGrid(coeffs.contiguous(), guide.contiguous())

@@ -270,8 +270,20 @@ class BacklitNet(nn.Module):
         nn.init.constant_(self.sal_fuse.weight, 1.0 / 3.0)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        cells, context, saliency = self.encode(x)
+        coeffs, guide = self.decode(cells, context)
+        return coeffs, guide, saliency
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The heavy part: ``x (B, 3, H, W)`` → ``(cells (B, C, Gh, Gw), context (B, C), saliency)``.
+
+        ``cells`` are the grid cells' local features (with the saliency, projected), ``context``
+        the global branch's vector (the whole thumbnail's exposure: pooled features and luma
+        statistics, GLADNet's global illumination awareness). :meth:`decode` turns the two into
+        the grid; a video engine may hold ``context`` across the frames of a shot
+        (:class:`~streamfix.engines.scene_context.SceneContext`).
+        """
         cfg = self.config
-        b = x.shape[0]
         h0 = self.stem(x)
         e1 = self.en1(h0)
         e2 = self.en2(F.max_pool2d(e1, 2, ceil_mode=True))
@@ -287,20 +299,39 @@ class BacklitNet(nn.Module):
 
         stats = luma_histogram_features(x, cfg.hist_bins, cfg.smooth_stats)
         peak = soft_max_pool(e4) if cfg.smooth_stats else e4.amax((2, 3))
-        pooled = torch.cat([e4.mean((2, 3)), peak, stats], 1)
-        g = self.global_mlp(pooled)
+        context = self.global_mlp(torch.cat([e4.mean((2, 3)), peak, stats], 1))
 
         gh, gw = cfg.grid
         local = torch.cat([d3, F.adaptive_avg_pool2d(saliency, d3.shape[-2:])], 1)
         local = F.adaptive_avg_pool2d(local, (gh, gw)) if local.shape[-2:] != (gh, gw) else local
-        fused = self.local_proj(local) + self.global_proj(g).view(b, -1, 1, 1)
+        return self.local_proj(local), context, saliency
+
+    def decode(self, cells: torch.Tensor, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The grid head (cheap: a few convolutions on the ``Gh × Gw`` cells): :meth:`encode`'s
+        ``cells`` and ``context`` → ``(coeffs (B, 12, D, Gh, Gw), guide (B, K))``."""
+        cfg = self.config
+        b, _, gh, gw = cells.shape
+        fused = cells + self.global_proj(context).view(b, -1, 1, 1)
         delta = self.head(fused).view(b, N_COEFFS, cfg.depth, gh, gw)
         coeffs = self.identity + delta
 
-        inc = F.softplus(self.guide_head(g) + _SOFTPLUS_ONE)
+        inc = F.softplus(self.guide_head(context) + _SOFTPLUS_ONE)
         cum = torch.cumsum(inc, 1)
         guide = torch.cat([torch.zeros_like(cum[:, :1]), cum / cum[:, -1:]], 1)
-        return coeffs, guide, saliency
+        return coeffs, guide
+
+
+class BacklitNetEncoder(nn.Module):
+    """:meth:`BacklitNet.encode` as a module of its own: what TensorRT compiles for the engine
+    (the head runs eagerly after it, on a context the engine may have held). Shares ``net``'s
+    parameters."""
+
+    def __init__(self, net: BacklitNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.net.encode(x)
 
 
 #: softplus(_SOFTPLUS_ONE) = 1: equal increments (the identity guide) at initialisation

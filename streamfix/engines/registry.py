@@ -92,6 +92,13 @@ class Engine:
         """The next thumbnail starts a new scene (or is an unrelated image): forget any state
         carried from frame to frame. Stateless engines ignore it."""
 
+    def carry_scene(self, on: bool) -> None:
+        """Allow (``on``) or forbid decisions held across the frames of a scene that change what
+        the engine renders, not only what it costs — BacklitNet's held exposure context
+        (:mod:`streamfix.engines.scene_context`). The :class:`~streamfix.enhancer.Enhancer`
+        allows them exactly when a temporal filter runs. Engines without such decisions ignore
+        it; warm starts (SCI's fit, ExCNet's curve) do not depend on it."""
+
 
 _REGISTRY: dict[str, type[Engine]] = {}
 
