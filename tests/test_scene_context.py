@@ -113,12 +113,17 @@ def test_backlitnet_follows_a_light_switched_on_at_once(backlitnet) -> None:  # 
 
 
 def test_the_enhancer_holds_the_context_only_with_a_temporal_filter(backlitnet) -> None:  # noqa: ANN001
+    a = thumbnail_from_rgb(backlit_frame(128, 72, 0.4), 256)
+    b = thumbnail_from_rgb(backlit_frame(128, 72, 0.4, seed=3), 256)  # another video, alike in exposure
+    backlitnet.carry_scene(False)
+    own_a, own_b = backlitnet.predict(a), backlitnet.predict(b)
+    assert torch.equal(backlitnet.predict(a).coeffs, own_a.coeffs)  # stateless without a temporal filter
+
     Enhancer(backlitnet, temporal=TemporalFilter())
     assert backlitnet.context is not None
+    backlitnet.predict(a)
+    assert not torch.equal(backlitnet.predict(b).coeffs, own_b.coeffs)  # within one video: a's context held
+    Enhancer(backlitnet, temporal=TemporalFilter())  # the next video holds nothing of this one's
+    assert torch.equal(backlitnet.predict(b).coeffs, own_b.coeffs)
     Enhancer(backlitnet)  # stills, and video with --temporal off: every frame on its own
     assert backlitnet.context is None
-    img = backlit_frame(128, 72, 0.4)
-    t = thumbnail_from_rgb(img, 256)
-    first = backlitnet.predict(t)
-    backlitnet.predict(thumbnail_from_rgb(img // 3, 256))
-    assert torch.equal(backlitnet.predict(t).coeffs, first.coeffs)  # stateless without it

@@ -74,8 +74,7 @@ class BacklitNetEngine(Engine):
         return self.encoder
 
     def carry_scene(self, on: bool) -> None:
-        if on != (self.context is not None):
-            self.context = SceneContext() if on else None
+        self.context = SceneContext() if on else None  # either way, nothing of an earlier video is held
 
     def scene_cut(self) -> None:
         if self.context is not None:

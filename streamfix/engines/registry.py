@@ -96,8 +96,9 @@ class Engine:
         """Allow (``on``) or forbid decisions held across the frames of a scene that change what
         the engine renders, not only what it costs — BacklitNet's held exposure context
         (:mod:`streamfix.engines.scene_context`). The :class:`~streamfix.enhancer.Enhancer`
-        allows them exactly when a temporal filter runs. Engines without such decisions ignore
-        it; warm starts (SCI's fit, ExCNet's curve) do not depend on it."""
+        allows them exactly when a temporal filter runs, for each new video (so nothing held
+        survives the call). Engines without such decisions ignore it; warm starts (SCI's fit,
+        ExCNet's curve) do not depend on it."""
 
 
 _REGISTRY: dict[str, type[Engine]] = {}
