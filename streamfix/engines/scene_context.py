@@ -6,9 +6,9 @@ On a still that is what a retoucher does. On video it pumps: when a camera pans 
 building enters the frame, the global vector says "a darker picture" and the whole frame is
 lifted — the rest of the scene brightens although its light did not change. On
 ../shared/data/video_night_city/dark.mp4 (a pan that brings a dark tower block into the frame)
-that pumping put BacklitNet over issue 4's bound (MABD/gain 1.121 with adaptive+denoise for
-engines/candidates/backlitnet_stop21.safetensors; 0.790 with the context held —
-``python tools/temporal_report.py --sections real --engines backlitnet --backlitnet-weights W``).
+that pumping put the BacklitNet weights shipped on 2026-12-08 over issue 4's bound (MABD/gain
+1.121 with adaptive+denoise and each frame's own context; 0.790 with the context held —
+``python tools/temporal_report.py --sections real --engines backlitnet``).
 
 :class:`SceneContext` holds the vector per shot, as a camera's auto exposure holds within a
 tolerance: each call blends the frame's vector into the held one with the weight
