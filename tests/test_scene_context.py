@@ -13,6 +13,7 @@ from streamfix.engines import create_engine
 from streamfix.engines.scene_context import FOLLOW, FOLLOW_STOPS, HOLD_STOPS, SceneContext
 from streamfix.enhancer import Enhancer
 from streamfix.grid.bilateral import BilateralGrid
+from streamfix.grid.kernels import slice_rgb_cpu
 from streamfix.grid.thumbnail import thumbnail_from_rgb
 from streamfix.metrics import luma709
 from streamfix.synth import backlit_frame
@@ -69,8 +70,6 @@ def backlitnet():  # noqa: ANN201
 
 
 def _gain(grid: BilateralGrid, rgb: np.ndarray, cols: slice) -> float:
-    from streamfix.grid.kernels import slice_rgb_cpu
-
     out = slice_rgb_cpu(np.ascontiguousarray(rgb), grid)
     return float(luma709(out[:, cols]).mean() / luma709(rgb[:, cols]).mean())
 

@@ -94,9 +94,10 @@ class BacklitNetEngine(Engine):
         cells, context, sal = self.encoder(x)
         if self.context is not None and luma_mean is not None:
             context = self.context.update(context, luma_mean)
-        coeffs, guide = self.net.decode(cells.float(), context.float())
+        coeffs, guide = self.net.decode(cells, context)
         return coeffs[0].float().cpu(), guide[0].float().cpu(), sal[0, 0].float().cpu()
 
     def predict(self, thumb: Thumbnail) -> BilateralGrid:
-        coeffs, guide, _ = self.forward(thumb.rgb, float(thumb.luma.float().mean()))
+        luma_mean = float(thumb.luma.mean()) if self.context is not None else None
+        coeffs, guide, _ = self.forward(thumb.rgb, luma_mean)
         return BilateralGrid(coeffs.contiguous(), guide.contiguous())

@@ -91,11 +91,11 @@ class SceneContext:
         ``mean_luma``: the frame's mean luma in ``[0, 1]`` (of the thumbnail the vector came from).
         """
         stops = math.log2(max(float(mean_luma), _FLOOR))
-        w = self.last_weight = self.weight(stops)
-        if self._held is None or w >= 1.0 or self._held.shape != vector.shape:
+        same_shape = self._held is not None and self._held.shape == vector.shape
+        w = self.last_weight = self.weight(stops) if same_shape else 1.0
+        if w >= 1.0:
             self._held = vector.detach().clone()
             self._stops = stops
-            self.last_weight = 1.0
         else:
             self._held = self._held + w * (vector.detach() - self._held)
             self._stops += w * (stops - self._stops)
