@@ -57,6 +57,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -77,6 +78,7 @@ from streamfix.engines.backlitnet_net import (
 from streamfix.errors import InputError, Interrupted, OutputError, StreamfixError, UsageError
 from streamfix.grid.slicing import RGB_LUMA
 from streamfix.train import provenance, weights_out
+from streamfix.train.heap import keep_heap
 from streamfix.train.synthetic import DEFAULT_SCHEDULE, KINDS, add_lights
 
 __all__ = [
@@ -573,6 +575,7 @@ def train_backlitnet(
     old_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
+    prefetch: ThreadPoolExecutor | None = None
     try:
         t_load = time.perf_counter()
         real = [_load_group(Path(p), split, long_side) for p in pairs]
@@ -603,16 +606,22 @@ def train_backlitnet(
         losses: list[float] = []
         term_sums: dict[str, float] = {}
         done = 0
+        # the next batch is cut on the second core while this one trains: it is drawn after every
+        # other use of ``rng`` in the step, so a seed's stream — and its weights — stay the same
+        prefetch = ThreadPoolExecutor(max_workers=1, thread_name_prefix="backlitnet-batches")
+        next_batch = prefetch.submit(sampler.batch, batch_size)
         for it in range(1, iterations + 1):
             for g in opt.param_groups:
                 g["lr"] = _lr_at(it, iterations, lr, warmup)
-            lo, hi, tg = sampler.batch(batch_size)
+            lo, hi, tg = next_batch.result()
             n_jit = batch_size // 2 if consistency > 0 else 0
             n_mot = batch_size - batch_size // 2 if motion > 0 else 0
             extra = [lo] + ([jitter_frames(lo[:n_jit], rng)] if n_jit else [])
             if n_mot:
                 windows, offsets = zoom_pan_views(hi[batch_size - n_mot :], motion_zoom, rng)
                 extra.append(network_input(windows, net.config.input_size))
+            if it < iterations:
+                next_batch = prefetch.submit(sampler.batch, batch_size)
             coeffs_all, guide_all, sal_all = net(torch.cat(extra))
             coeffs, guide, sal = coeffs_all[:batch_size], guide_all[:batch_size], sal_all[:batch_size]
             out = slice_batch(hi, coeffs, guide)
@@ -655,6 +664,8 @@ def train_backlitnet(
                     log(f"stopping at iteration {it}: --max-minutes {max_minutes} reached")
                 break
     finally:
+        if prefetch is not None:
+            prefetch.shutdown(wait=True, cancel_futures=True)
         torch.set_num_threads(old_threads)
     if averaged is not None:
         net = averaged
@@ -770,6 +781,7 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"--init {exc}") from None
         if args.smooth_stats and not init.config.smooth_stats:
             raise UsageError(f"--smooth-stats: {args.init} is a network without it (fine-tuning keeps its shape)")
+    keep_heap()
     try:
         net, stats = train_backlitnet(
             args.pairs, args.synthetic, iterations=args.iterations, batch_size=args.batch_size, crop=args.crop,
