@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import threading
 from pathlib import Path
 
 import cv2
@@ -486,6 +487,53 @@ def test_training_with_the_motion_term(tmp_path: Path) -> None:
     assert not out.exists()
 
 
+def test_next_batch_is_cut_ahead_without_changing_the_seeds_draws(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The next batch is cut on another thread while a step trains, but only after the step's
+    own random draws (the jittered copy, the pan windows): the seed's stream is the one a
+    sequential loop consumes, so the weights equal those of cutting each batch in turn."""
+    import concurrent.futures
+
+    import streamfix.train.backlitnet as tb
+
+    cv2.imwrite(str(tmp_path / "clean.png"), _scene(72, 96))
+    write_synthetic_pairs([tmp_path / "clean.png"], tmp_path / "syn", per_image=4, black_white=1, long_side=96)
+    kw = dict(synthetic=[tmp_path / "syn"], iterations=3, batch_size=2, crop=32, config=SMALL, threads=1,
+              consistency=1.0, motion=1.0, lights=0.5, log=None)
+    events: list[tuple[str, bool]] = []
+
+    def recorded(name: str, fn):  # type: ignore[no-untyped-def]
+        def call(*args, **kwargs):  # type: ignore[no-untyped-def]
+            events.append((name, threading.current_thread() is threading.main_thread()))
+            return fn(*args, **kwargs)
+        return call
+
+    monkeypatch.setattr(tb.PairSampler, "batch", recorded("batch", tb.PairSampler.batch))
+    monkeypatch.setattr(tb, "jitter_frames", recorded("jitter", tb.jitter_frames))
+    monkeypatch.setattr(tb, "zoom_pan_views", recorded("pan", tb.zoom_pan_views))
+    ahead, _ = train_backlitnet(**kw)  # type: ignore[arg-type]
+    assert [name for name, _ in events] == ["batch", "jitter", "pan"] * 3
+    assert not any(on_main for name, on_main in events if name == "batch")
+
+    class InTurn(concurrent.futures.Executor):
+        """Runs each submitted call at once, on the caller's thread."""
+
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            pass
+
+        def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def,override]
+            done: concurrent.futures.Future = concurrent.futures.Future()
+            done.set_result(fn(*args, **kwargs))
+            return done
+
+    monkeypatch.setattr(tb, "ThreadPoolExecutor", InTurn)
+    events.clear()
+    in_turn, _ = train_backlitnet(**kw)  # type: ignore[arg-type]
+    assert all(on_main for _, on_main in events)
+    for (name, a), b in zip(ahead.state_dict().items(), in_turn.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+
 def test_add_lights_puts_the_same_lights_in_every_image() -> None:
     """The same lights land in input and target; they only brighten, clip at their core, and
     leave most of the frame as it was."""
@@ -549,3 +597,24 @@ def test_lamp_probe_reports_the_gain_change(tmp_path: Path, capsys: pytest.Captu
     for bad in (["--video", str(tmp_path / "none.mp4")], ["--video", str(video), "--frame", "9"]):
         with pytest.raises(SystemExit, match="cannot decode|has no frame 9"):
             probe.main(bad)
+
+
+def test_train_script_refuses_a_bad_out_name_and_missing_data(tmp_path: Path) -> None:
+    """tools/train_backlitnet.sh (the shipped weights' chain) checks its arguments and data before
+    any work: one line naming the problem, a non-zero exit, nothing written."""
+    import os
+    import subprocess
+
+    script = Path(__file__).parents[1] / "tools" / "train_backlitnet.sh"
+    work = tmp_path / "work"
+    runs = {
+        2: ([str(tmp_path / "w.pt"), str(work)], {}),
+        1: ([str(tmp_path / "w.safetensors"), str(work)], {"DATA": str(tmp_path / "no_data")}),
+    }
+    for code, (argv, env) in runs.items():
+        done = subprocess.run(["bash", str(script), *argv], capture_output=True, text=True,
+                              env={**os.environ, **env})
+        assert done.returncode == code, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1 and "train_backlitnet:" in done.stderr
+    assert "no_data/fivek_dpe_expertc_deeplpf: no such folder" in done.stderr
+    assert not work.exists() and not (tmp_path / "w.safetensors").exists()
