@@ -6,9 +6,10 @@ them 0.1–30 MB (a batch of 8 crops of 160×160 at 16–64 channels). glibc han
 step maps them anew and the kernel zeroes and faults in every page again. Raising the threshold
 to glibc's largest (32 MiB on 64-bit) and never trimming the heap keeps those blocks for reuse.
 The arithmetic is untouched — the weights a seed trains are bit-identical — only the time moves:
-BacklitNet's recipe ran 1.28 → 1.47 it/s on one thread (stop 23, ``engines/backlitnet.toml``).
-The cost is that the process keeps its peak heap until it exits, which a training run reaches
-anyway within its first step.
+BacklitNet's recipe on one torch thread, the first 100 iterations, 1.28 it/s before and 1.42–1.47
+after in single runs on a noisy host (``engines/backlitnet.toml``, ``speed``). The cost is that the
+process keeps its peak heap until it exits, which a training run reaches within its first steps
+anyway (peak RSS 1.33 → 1.37 GB there).
 
 This is process-wide and one-way, so the training commands call it, not the library functions
 (a caller embedding :func:`streamfix.train.backlitnet.train_backlitnet` keeps its allocator).
